@@ -1,0 +1,153 @@
+"""The exception tree, how each failure is handled, and the exit codes.
+
+    HarvesterError                 every expected failure; ``str()`` is one safe line
+    +-- ConfigError                bad YAML / key / value / missing credential   -> exit 2
+    +-- UsageError                 bad command line, ambiguous instance name     -> exit 2
+    +-- ApiError                   an HTTP error answer from DCS or IAM (status + error code)
+    |   +-- AuthError              credentials refused (401 at IAM or after a re-login)
+    +-- TransportError             connection reset, refused, timed out          -> retry
+    +-- DownloadError              the OBS side of a transfer
+    |   +-- LinkExpiredError       403 from OBS: ask DCS for a fresh link        -> relink
+    |   +-- IncompleteBodyError    fewer bytes than Content-Length, or a stall   -> retry
+    |   +-- LinkRefusedError       the link points to a host we do not trust     -> fail file
+    +-- StorageError               the archive cannot be written                 -> exit 3
+    +-- LockError                  another run holds the archive                 -> exit 3
+
+Messages never contain a secret or a signed URL's query string: callers build them from
+:class:`~harvester.models.SignedUrl.redacted` and error codes only.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from harvester.models import Outcome, RunSummary
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1
+EXIT_USAGE = 2
+EXIT_NOTHING = 3
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class HarvesterError(Exception):
+    """Base of every failure the harvester expects and reports in one line."""
+
+
+class ConfigError(HarvesterError):
+    """The configuration is invalid; the message names the key path."""
+
+
+class UsageError(HarvesterError):
+    """The command line asks for something impossible or ambiguous."""
+
+
+class ApiError(HarvesterError):
+    """DCS or IAM answered with an HTTP error."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str = "",
+        message: str = "",
+        *,
+        what: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.api_message = message
+        self.what = what
+        self.retry_after = retry_after
+        detail = f"HTTP {status}"
+        if code:
+            detail += f" {code}"
+        if message:
+            detail += f": {message}"
+        super().__init__(f"{what}: {detail}" if what else detail)
+
+
+class AuthError(ApiError):
+    """Credentials were refused: nothing can be done with this project."""
+
+
+class TransportError(HarvesterError):
+    """The connection failed before an HTTP answer arrived."""
+
+
+class DownloadError(HarvesterError):
+    """Fetching a signed OBS URL failed."""
+
+
+class LinkExpiredError(DownloadError):
+    """OBS refused the link (403): it expired or its signature is not accepted."""
+
+
+class IncompleteBodyError(DownloadError):
+    """The body ended early or stalled: never archive it, try again."""
+
+
+class LinkRefusedError(DownloadError):
+    """The link's host is not in ``download.allowed_hosts``."""
+
+
+class StorageError(HarvesterError):
+    """The archive could not be written."""
+
+
+class LockError(HarvesterError):
+    """Another run holds the archive (or this shard of it)."""
+
+
+class Action(enum.Enum):
+    RETRY = "retry"  # transient: back off exponentially and try again
+    THROTTLED = "throttled"  # 429: wait as Retry-After says, on its own budget
+    RELINK = "relink"  # the link is dead: ask DCS for a new one
+    SKIP = "skip"  # this file (or instance) fails, the others go on
+    FATAL = "fatal"  # nothing else can work either: stop the run
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    action: Action
+    retry_after: float | None = None
+
+
+RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+
+
+def classify(exc: BaseException) -> Classification:
+    """Decide how the engine reacts to a failure; the one place this policy lives."""
+    if isinstance(exc, AuthError):
+        return Classification(Action.FATAL)
+    if isinstance(exc, ApiError):
+        if exc.status == 429:
+            return Classification(Action.THROTTLED, exc.retry_after)
+        if exc.status in RETRYABLE_STATUS:
+            return Classification(Action.RETRY)
+        return Classification(Action.SKIP)
+    if isinstance(exc, TransportError | IncompleteBodyError):
+        return Classification(Action.RETRY)
+    if isinstance(exc, LinkExpiredError):
+        return Classification(Action.RELINK)
+    if isinstance(exc, StorageError | LockError):
+        return Classification(Action.FATAL)
+    return Classification(Action.SKIP)
+
+
+def exit_code(summary: RunSummary) -> int:
+    """The run's exit code, from its outcome records alone."""
+    if summary.interrupted_by is not None:
+        return 128 + summary.interrupted_by
+    if summary.fatal is not None:
+        return EXIT_NOTHING
+    failed = sum(1 for f in summary.files if f.outcome in (Outcome.FAILED, Outcome.CANCELLED))
+    good = sum(1 for f in summary.files if f.outcome in (Outcome.ARCHIVED, Outcome.PRESENT))
+    broken_instances = sum(1 for i in summary.instances if not i.skipped)
+    if failed == 0 and broken_instances == 0:
+        return EXIT_OK
+    if good == 0:
+        return EXIT_NOTHING
+    return EXIT_PARTIAL

@@ -1,0 +1,204 @@
+"""Typed records that flow one way through the pipeline.
+
+config -> Target -> Replica -> LogFile -> SignedLink -> ArchivedFile -> manifest
+
+Every file's journey ends in exactly one :class:`FileResult`; the run summary and the exit
+code are computed from those records alone, so there is one place that decides "did it work".
+Secrets travel in :class:`Secret` and signed URLs in :class:`SignedUrl`: both refuse to print
+their sensitive part, so a stray ``repr`` in a log line or exception cannot leak them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+
+class Secret:
+    """A credential that never shows itself in ``str``/``repr``; call :meth:`reveal` to use it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def redact_url(url: str) -> str:
+    """Drop query string, fragment and userinfo: what remains is safe to log and store."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class SignedUrl:
+    """A pre-signed OBS URL: its query string is a bearer credential, so it prints redacted."""
+
+    __slots__ = ("_url",)
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def reveal(self) -> str:
+        return self._url
+
+    @property
+    def redacted(self) -> str:
+        return redact_url(self._url)
+
+    @property
+    def host(self) -> str:
+        return (urlsplit(self._url).hostname or "").lower()
+
+    def __repr__(self) -> str:
+        return f"SignedUrl({self.redacted!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SignedUrl) and other._url == self._url
+
+    def __hash__(self) -> int:
+        return hash(self._url)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One DCS instance the run will harvest, resolved from config and the instance API."""
+
+    project: str  # the config label, used in archive paths
+    project_id: str
+    region: str
+    instance_id: str
+    instance_name: str
+    cache_mode: str = ""
+    engine_version: str = ""
+    status: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """One Redis node: run logs are collected and named per replica."""
+
+    target: Target
+    group_name: str
+    replication_ip: str
+    replication_id: str | None  # None for single-node instances
+    role: str = "master"
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveKey:
+    """What makes a log file unique in the archive, independent of the API's ephemeral ids."""
+
+    project_id: str
+    instance_id: str
+    group_name: str
+    replication_ip: str
+    day: date
+
+
+@dataclass(frozen=True, slots=True)
+class LogFile:
+    """A run-log item as listed by DCS."""
+
+    replica: Replica
+    log_id: str
+    file_name: str
+    day: date
+    status: str  # "succeed", "failed", or anything else meaning "not ready yet"
+
+    @property
+    def key(self) -> ArchiveKey:
+        t = self.replica.target
+        return ArchiveKey(
+            t.project_id, t.instance_id, self.replica.group_name, self.replica.replication_ip, self.day
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedLink:
+    """A download link and the moment it stops working."""
+
+    url: SignedUrl
+    expires_at: datetime
+    obtained_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedFile:
+    """A file that is complete on disk: fsynced, renamed, hashed."""
+
+    relpath: str  # relative to its date folder, POSIX separators
+    size: int
+    sha256: str
+
+
+class Outcome(enum.Enum):
+    ARCHIVED = "archived"
+    PRESENT = "present"  # already in the archive, nothing fetched
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """The single outcome of one file's journey."""
+
+    project: str
+    instance_id: str
+    instance_name: str
+    group_name: str
+    replication_ip: str
+    day: date
+    outcome: Outcome
+    file_name: str = ""
+    size: int = 0
+    attempts: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceFailure:
+    """An instance (or one of its replicas) that could not be worked on at all."""
+
+    project: str
+    instance: str  # name or id as known
+    reason: str
+    skipped: bool = False  # True: deliberately left out (not RUNNING, engine too old), not an error
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """Everything the run did; the only input of the exit code and the printed summary."""
+
+    run_id: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    config_path: str = ""
+    files: list[FileResult] = field(default_factory=list)
+    instances: list[InstanceFailure] = field(default_factory=list)
+    collections: int = 0
+    retries: int = 0
+    interrupted_by: int | None = None  # signal number
+    fatal: str | None = None
