@@ -1,0 +1,377 @@
+"""Pure decisions: which days to collect, which files to download, and where each one goes.
+
+Nothing here performs I/O, reads the clock or touches an event loop: ``today`` and ``now`` are
+passed in. That keeps every rule testable with plain values, and it keeps the engine
+(``harvest.py``) a matter of plumbing: it asks this module, then acts.
+
+Dates: DCS labels a run log with the UTC day it covers (``time``, ``yyyy-MM-dd``); callers pass
+``today`` as a UTC date (see :func:`today_utc`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence, Set
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import PurePosixPath
+from typing import Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from harvester.config import InstanceRef
+from harvester.errors import UsageError
+from harvester.models import ArchiveKey, LogFile, Target
+
+RETENTION_DAYS = 7
+#: The ``query_time`` values DCS accepts above 0 (0 means today), contract section 2.1.
+QUERY_TIMES = (1, 3, 7)
+#: How long a download link lives when it does not say (contract section 2.3).
+LINK_LIFETIME = timedelta(hours=24)
+# An ``Expires`` further out than this is not from a DCS link: fall back to the documented 24 h.
+_LINK_MAX_LIFETIME = timedelta(days=7)
+
+StatusClass = Literal["ready", "failed", "pending"]
+
+
+# --------------------------------------------------------------------------- days
+
+
+def today_utc(now: datetime) -> date:
+    """The UTC day of an aware datetime: DCS names run logs by UTC day."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now.astimezone(UTC).date()
+
+
+def parse_log_day(text: str) -> date:
+    """The day a run-log item covers, from its ``time`` field (``yyyy-MM-dd``); ValueError if not."""
+    return date.fromisoformat(text.strip()[:10])
+
+
+def complete_days(today: date, retention: int = RETENTION_DAYS) -> list[date]:
+    """Days that are over and still kept by DCS (files live 7 days), newest first."""
+    return [today - timedelta(days=n) for n in range(1, retention + 1)]
+
+
+def missing_days(
+    today: date, archived: Set[date], empty: Set[date], *, include_today: bool = False
+) -> list[date]:
+    """Complete days still worth collecting, newest first; today first when asked for.
+
+    ``empty`` holds days already known to have no log (a quiet Redis may write none): asking
+    again would only repeat a collection. Today is never "known empty": the day is not over.
+    """
+    days = [d for d in complete_days(today) if d not in archived and d not in empty]
+    if include_today and today not in archived:
+        days.insert(0, today)
+    return days
+
+
+def query_time_for(today: date, days: Iterable[date]) -> int | None:
+    """The smallest ``query_time`` whose window covers every wanted day before today.
+
+    The window of N is the N days before today (what the emulator does; contract section 2.1
+    marks this [?]), so the smallest covering N wastes the least collection work. ``0`` when
+    only today is wanted, ``None`` when nothing can be collected. Today is collected by a
+    separate ``query_time=0`` request, see :func:`collection_requests`. Days outside the
+    retention window or in the future are ignored: no request can bring them back.
+    """
+    wanted = set(days)
+    back = [(today - d).days for d in wanted if 1 <= (today - d).days <= max(QUERY_TIMES)]
+    if back:
+        oldest = max(back)
+        return next(n for n in QUERY_TIMES if n >= oldest)
+    return 0 if today in wanted else None
+
+
+def collection_requests(today: date, days: Iterable[date]) -> tuple[int, ...]:
+    """The ``query_time`` values to POST, ascending: ``(3,)``, ``(0, 3)`` with today, ``()``."""
+    wanted = set(days)
+    past = query_time_for(today, wanted - {today})
+    out = [0] if today in wanted else []
+    if past:
+        out.append(past)
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def classify_status(status: str) -> StatusClass:
+    """``succeed`` is downloadable, ``failed`` is final; anything else (unknown too) is not ready yet."""
+    s = status.strip().lower()
+    if s == "succeed":
+        return "ready"
+    if s == "failed":
+        return "failed"
+    return "pending"
+
+
+def _download_order(item: LogFile) -> tuple[date, str, str, str, str, str, str]:
+    k = item.key
+    return (k.day, k.project_id, k.instance_id, k.group_name, k.replication_ip, item.file_name, item.log_id)
+
+
+def select_downloads(
+    listed: Iterable[LogFile],
+    archived: Set[ArchiveKey],
+    today: date,
+    *,
+    include_today: bool = False,
+    wanted_days: Set[date] | None = None,
+) -> list[LogFile]:
+    """The listed files to fetch: ready, of a finished day (or today if asked), not yet archived.
+
+    Each collection creates new items even for a day collected before, so one replica-day can
+    be listed several times. The one listed LAST wins: DCS (and the emulator) append new
+    collections, so the last is the newest, and a file collected while its day was still
+    running is superseded by the complete one collected later.
+
+    The result is sorted oldest day first (those are the next to fall out of the 7-day
+    retention), then by project, instance, group, replica: a stable order for logs and tests.
+    """
+    chosen: dict[ArchiveKey, LogFile] = {}
+    for item in listed:
+        if classify_status(item.status) != "ready":
+            continue
+        if item.day > today or (item.day == today and not include_today):
+            continue
+        if wanted_days is not None and item.day not in wanted_days:
+            continue
+        key = item.key
+        if key not in archived:
+            chosen[key] = item
+    return sorted(chosen.values(), key=_download_order)
+
+
+# --------------------------------------------------------------------------- archive paths
+
+# Characters that would split a path, end a C string, or hide/reorder text in a terminal.
+_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_HASH_LEN = 12
+_MAX_EXT = 16
+
+
+def _truncate_utf8(text: str, limit: int) -> str:
+    return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
+
+
+def safe_component(name: str, *, max_len: int = 120) -> str:
+    """Turn a name that came from the API into exactly one harmless path component.
+
+    Separators, NUL and control/format characters become ``_``; a leading run of dots or
+    dashes becomes underscores (no ``.``/``..``, no hidden files, nothing a shell tool reads as
+    an option). ``max_len`` counts UTF-8 bytes, as file systems do. A longer name is cut and
+    gets ``~`` plus a hash of the original (keeping a short extension), so two long names that
+    share a prefix still land in different files.
+    """
+    if max_len < _HASH_LEN + _MAX_EXT + 8:
+        raise ValueError(f"max_len must be at least {_HASH_LEN + _MAX_EXT + 8}")
+    cleaned = "".join(
+        "_" if ch in "/\\" or unicodedata.category(ch) in _BAD_CATEGORIES else ch for ch in name
+    ).strip()
+    lead = len(cleaned) - len(cleaned.lstrip(".-"))
+    cleaned = "_" * lead + cleaned[lead:]
+    if not cleaned:
+        return "_"
+    if len(cleaned.encode("utf-8")) <= max_len:
+        return cleaned
+    digest = hashlib.sha256(name.encode("utf-8", errors="surrogatepass")).hexdigest()[:_HASH_LEN]
+    stem, dot, ext = cleaned.rpartition(".")
+    keep_ext = bool(dot and stem and ext and len(ext.encode("utf-8")) <= _MAX_EXT)
+    suffix = f"~{digest}" + (f".{ext}" if keep_ext else "")
+    head = _truncate_utf8(stem if keep_ext else cleaned, max_len - len(suffix.encode("utf-8")))
+    return head + suffix
+
+
+def archive_relpath(target: Target, group_name: str, file_name: str) -> PurePosixPath:
+    """``<project>/<instance name>-<id[:8]>/<group>/<file>``, relative to the day's folder.
+
+    The id prefix keeps two instances that share a name apart; every part is made safe on its
+    own, so no API-provided value can climb out of the archive or nest deeper.
+    """
+    instance = (
+        f"{safe_component(target.instance_name or 'instance', max_len=100)}"
+        f"-{safe_component(target.instance_id[:8] or 'unknown')}"
+    )
+    return PurePosixPath(
+        safe_component(target.project), instance, safe_component(group_name), safe_component(file_name)
+    )
+
+
+def date_folder(day: date) -> str:
+    """The archive's top-level folder for a day: ISO ``YYYY-MM-DD`` sorts chronologically."""
+    return day.isoformat()
+
+
+# --------------------------------------------------------------------------- sharding
+
+
+def in_shard(project_id: str, instance_id: str, shard: int, of: int) -> bool:
+    """Whether an instance belongs to shard ``shard`` of ``of``.
+
+    Each instance's shard depends on its own ids only, so adding or removing instances never
+    moves another one to a different machine (and its archive lock).
+    """
+    if not 0 <= shard < of:
+        raise ValueError(f"shard must satisfy 0 <= shard < of (got {shard}/{of})")
+    digest = hashlib.sha256(f"{project_id}/{instance_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % of == shard
+
+
+_SHARD_RE = re.compile(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)`` with ``0 <= K < N``."""
+    m = _SHARD_RE.fullmatch(text)
+    if m is None:
+        raise UsageError(f"shard must look like K/N, e.g. 0/4 (got {text!r})")
+    k, n = int(m.group(1)), int(m.group(2))
+    if n < 1 or k >= n:
+        raise UsageError(f"shard {k}/{n}: K must be between 0 and N-1 and N at least 1")
+    return k, n
+
+
+# --------------------------------------------------------------------------- links
+
+
+def _query(url: str) -> dict[str, str]:
+    return {k.lower(): v for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+
+
+def link_expires_at(url: str, obtained_at: datetime) -> datetime:
+    """When a signed link stops working, in UTC.
+
+    Read from the link's own ``Expires`` (OBS/S3 V2, unix seconds) or ``X-Amz-Date`` plus
+    ``X-Amz-Expires`` (V4); a value that is missing, unparsable, not after ``obtained_at`` or
+    more than 7 days out is distrusted in favour of the documented 24 hours.
+    """
+    if obtained_at.tzinfo is None:
+        raise ValueError("obtained_at must be timezone-aware")
+    obtained = obtained_at.astimezone(UTC)
+    q = _query(url)
+    candidate: datetime | None = None
+    try:
+        if "expires" in q:
+            candidate = datetime.fromtimestamp(int(q["expires"]), UTC)
+        elif "x-amz-date" in q and "x-amz-expires" in q:
+            signed = datetime.strptime(q["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+            candidate = signed + timedelta(seconds=int(q["x-amz-expires"]))
+    except (ValueError, OverflowError, OSError):
+        candidate = None
+    if candidate is not None and obtained < candidate <= obtained + _LINK_MAX_LIFETIME:
+        return candidate
+    return obtained + LINK_LIFETIME
+
+
+def link_usable(expires_at: datetime, now: datetime, margin: float) -> bool:
+    """Whether a link has more than ``margin`` seconds left: a download must finish before expiry."""
+    return (expires_at - now).total_seconds() > margin
+
+
+# --------------------------------------------------------------------------- instances
+
+
+@dataclass(frozen=True, slots=True)
+class ListedInstance:
+    """The fields of a DCS instance listing that planning needs."""
+
+    instance_id: str
+    name: str
+    status: str = ""
+    engine_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceMatch:
+    """How one configured :class:`InstanceRef` resolved: an instance, or why not.
+
+    Resolution problems are per reference, so the engine can harvest the instances that did
+    resolve and report the others, or raise ``error`` to stop, as it sees fit.
+    """
+
+    ref: InstanceRef
+    instance: ListedInstance | None
+    error: UsageError | None = None
+
+
+_MAX_CANDIDATES = 5
+
+
+def _label(inst: ListedInstance) -> str:
+    return f"{inst.name} ({inst.instance_id})"
+
+
+def _candidates(name: str, instances: Sequence[ListedInstance]) -> list[ListedInstance]:
+    folded = name.casefold()
+    near = [i for i in instances if folded in i.name.casefold() or i.name.casefold() in folded]
+    by_name = {i.name: i for i in instances}
+    close = difflib.get_close_matches(name, list(by_name), n=_MAX_CANDIDATES, cutoff=0.6)
+    out = list(dict.fromkeys([*near, *(by_name[c] for c in close)]))
+    return out[:_MAX_CANDIDATES]
+
+
+def match_instances(
+    refs: Sequence[InstanceRef], instances: Sequence[ListedInstance], *, project: str = ""
+) -> list[InstanceMatch]:
+    """Resolve configured ids and names against a project's listing, one result per ref.
+
+    Ids match exactly (case-insensitively). Names match exactly; several instances with that
+    name is an error listing their ids, and a near miss (other case, substring, typo) is an
+    error listing the candidates: harvesting a guessed instance would be worse than stopping.
+    """
+    where = f"project {project}: " if project else ""
+    by_id = {i.instance_id.lower(): i for i in instances}
+    out: list[InstanceMatch] = []
+    for ref in refs:
+        if ref.id is not None:
+            found = by_id.get(ref.id.lower())
+            if found is not None:
+                out.append(InstanceMatch(ref, found))
+            else:
+                msg = f"{where}no instance with id {ref.id} ({len(instances)} instances listed)"
+                out.append(InstanceMatch(ref, None, UsageError(msg)))
+            continue
+        name = ref.name or ""
+        exact = [i for i in instances if i.name == name]
+        if len(exact) == 1:
+            out.append(InstanceMatch(ref, exact[0]))
+            continue
+        if exact:
+            ids = ", ".join(i.instance_id for i in exact)
+            msg = (
+                f"{where}instance name {name!r} is ambiguous: "
+                f"{len(exact)} instances have it ({ids}); list it by id"
+            )
+        else:
+            near = _candidates(name, instances)
+            hint = (
+                f"did you mean: {', '.join(_label(i) for i in near)}"
+                if near
+                else f"{len(instances)} instances listed"
+            )
+            msg = f"{where}no instance named {name!r}; {hint}"
+        out.append(InstanceMatch(ref, None, UsageError(msg)))
+    return out
+
+
+_VERSION_RE = re.compile(r"\s*(\d+)(?:\.(\d+))?")
+
+
+def should_harvest(status: str, engine_version: str) -> str | None:
+    """``None`` when the instance can have run logs; else the reason it is skipped.
+
+    An unparsable engine version is given the benefit of the doubt: DCS itself refuses
+    (``DCS.4007``) if the instance cannot collect, and the engine reports that.
+    """
+    s = status.strip().upper()
+    if s != "RUNNING":
+        return f"status is {s or 'unknown'} (only RUNNING instances are harvested)"
+    m = _VERSION_RE.match(engine_version)
+    if m is not None and (int(m.group(1)), int(m.group(2) or 0)) < (4, 0):
+        return f"engine {engine_version.strip()} does not support run logs (needs Redis >= 4.0)"
+    return None
