@@ -1,0 +1,584 @@
+"""What the archive holds: manifest entries, their sha256 list, and the checks over both.
+
+Each manifest folder (a date folder ``YYYY-MM-DD`` or an incident bundle
+``incidents/<stamp>-<label>``) holds:
+
+``manifest.jsonl``
+    one JSON object per archived file, appended under an flock with ``O_APPEND`` + fsync.
+    The file is append-only, so when the same ``path`` appears twice **the later line wins**
+    (it describes the file that replaced the earlier one). A torn last line (a crash mid-append)
+    is ignored by readers and cut off by the next writer before it appends.
+``manifest-sha256.txt``
+    ``<hex>  <path>`` lines for ``sha256sum -c``, sorted by path. It is never edited: every
+    :meth:`ManifestWriter.record` regenerates it *from* ``manifest.jsonl`` and renames it into
+    place, so it can lag the jsonl (after a crash between the two steps) but never disagree
+    with the files on disk. :meth:`ManifestWriter.reconcile_all` closes that lag at start-up.
+
+Crash rule: an entry is recorded only after its file was renamed into place. A crash between
+the rename and the record leaves a complete file that no manifest lists. Rather than adopt it
+(its link, log id and attempts are unknown by then), the next run does not find its key in the
+manifest, downloads it again and atomically replaces the file; the manifest then lists it once.
+Until then :func:`verify` reports it under ``extra``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from harvester.errors import StorageError
+from harvester.models import ArchivedFile, ArchiveKey, LogFile, SignedLink
+from harvester.storage import Archive
+
+__all__ = [
+    "MANIFEST_NAME",
+    "SHA_LIST_NAME",
+    "EmptyDays",
+    "ManifestEntry",
+    "ManifestWriter",
+    "VerifyReport",
+    "archived_days",
+    "archived_keys",
+    "manifest_folders",
+    "read_entries",
+    "verify",
+]
+
+_log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.jsonl"
+SHA_LIST_NAME = "manifest-sha256.txt"
+LOCK_NAME = ".manifest.lock"
+INCIDENTS = "incidents"
+_EMPTY_DAYS = ".state/empty-days.jsonl"
+_EMPTY_DAYS_LOCK = ".state/.empty-days.lock"
+_DATE_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
+_CHUNK = 1 << 20
+# Files that live in manifest folders but are metadata written by write_json_atomic, not
+# payloads: verify() does not call them extra.
+_METADATA_NAMES = frozenset({MANIFEST_NAME, SHA_LIST_NAME, LOCK_NAME, "instance.json", "summary.json"})
+_INTERNAL_TOP = frozenset({".state", ".locks", "runs"})
+
+_INT_FIELDS = frozenset({"size", "attempts"})
+_OPTIONAL_FIELDS = frozenset({"replication_id"})
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One archived file, as a line of ``manifest.jsonl`` (keys in this order)."""
+
+    path: str  # relative to the manifest folder, POSIX separators
+    size: int
+    sha256: str
+    project: str
+    project_id: str
+    region: str
+    instance_id: str
+    instance_name: str
+    group_name: str
+    replication_ip: str
+    replication_id: str | None
+    log_id: str
+    log_date: str  # ISO date
+    file_name: str
+    downloaded_at: str  # ISO 8601, UTC
+    link_expires_at: str  # ISO 8601, UTC
+    attempts: int
+    run_id: str
+
+    @classmethod
+    def for_file(
+        cls,
+        log: LogFile,
+        archived: ArchivedFile,
+        link: SignedLink,
+        *,
+        attempts: int,
+        run_id: str,
+        downloaded_at: datetime,
+    ) -> ManifestEntry:
+        """Build the entry from the pipeline's records, so no caller spells out 18 fields."""
+        target = log.replica.target
+        return cls(
+            path=archived.relpath,
+            size=archived.size,
+            sha256=archived.sha256,
+            project=target.project,
+            project_id=target.project_id,
+            region=target.region,
+            instance_id=target.instance_id,
+            instance_name=target.instance_name,
+            group_name=log.replica.group_name,
+            replication_ip=log.replica.replication_ip,
+            replication_id=log.replica.replication_id,
+            log_id=log.log_id,
+            log_date=log.day.isoformat(),
+            file_name=log.file_name,
+            downloaded_at=downloaded_at.isoformat(),
+            link_expires_at=link.expires_at.isoformat(),
+            attempts=attempts,
+            run_id=run_id,
+        )
+
+    @property
+    def key(self) -> ArchiveKey:
+        """The archive key; raises ValueError when ``log_date`` is not an ISO date."""
+        return ArchiveKey(
+            self.project_id,
+            self.instance_id,
+            self.group_name,
+            self.replication_ip,
+            date.fromisoformat(self.log_date),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {f.name: getattr(self, f.name) for f in fields(self)},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, line: str | bytes) -> ManifestEntry:
+        """Parse one line; unknown keys are ignored so newer writers do not break older readers."""
+        data = json.loads(line)
+        if not isinstance(data, dict):
+            raise ValueError("a manifest line must be a JSON object")
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in data:
+                raise ValueError(f"manifest line lacks {f.name!r}")
+            value = data[f.name]
+            if f.name in _INT_FIELDS:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            else:
+                ok = isinstance(value, str) or (value is None and f.name in _OPTIONAL_FIELDS)
+            if not ok:
+                raise ValueError(f"manifest key {f.name!r} has the wrong type")
+            values[f.name] = value
+        return cls(**values)
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Parsed:
+    entries: dict[str, ManifestEntry] = field(default_factory=dict)
+    bad_lines: list[int] = field(default_factory=list)  # 1-based numbers of unparseable lines
+
+
+def _parse_lines(data: bytes, parsed: _Parsed, first_line: int = 1) -> int:
+    """Parse the complete lines of ``data``; returns how many bytes they span (the rest is torn)."""
+    end = data.rfind(b"\n") + 1
+    for number, raw in enumerate(data[:end].split(b"\n")[:-1], start=first_line):
+        if not raw.strip():
+            continue
+        try:
+            entry = ManifestEntry.from_json(raw)
+        except ValueError:
+            parsed.bad_lines.append(number)
+            continue
+        parsed.entries[entry.path] = entry  # the later line wins; dicts keep first position
+    return end
+
+
+def _load(manifest: Path) -> _Parsed:
+    parsed = _Parsed()
+    try:
+        data = manifest.read_bytes()
+    except FileNotFoundError:
+        return parsed
+    _parse_lines(data, parsed)
+    if parsed.bad_lines:
+        _log.warning("manifest.lines_unreadable", extra={"path": str(manifest), "lines": parsed.bad_lines})
+    return parsed
+
+
+def read_entries(root: Path, folder: str) -> list[ManifestEntry]:
+    """Entries of one manifest folder, the last line per path winning; a torn tail is ignored."""
+    return list(_load(Archive(root).folder(folder) / MANIFEST_NAME).entries.values())
+
+
+def _sha_list(digests: dict[str, str]) -> bytes:
+    lines = []
+    for path in sorted(digests):
+        if "\\" in path or "\n" in path:  # GNU sha256sum's escaping of awkward names
+            escaped = path.replace("\\", "\\\\").replace("\n", "\\n")
+            lines.append(f"\\{digests[path]}  {escaped}\n")
+        else:
+            lines.append(f"{digests[path]}  {path}\n")
+    return "".join(lines).encode()
+
+
+def _payload(folder_path: Path, relpath: str) -> Path | None:
+    """The file a manifest path names, or None if that path could leave its folder."""
+    pure = PurePosixPath(relpath)
+    if pure.is_absolute() or not pure.parts or any(p in ("..", ".") for p in pure.parts):
+        return None
+    return folder_path.joinpath(*pure.parts)
+
+
+def manifest_folders(root: Path, *, include_incidents: bool = True) -> list[str]:
+    """Names of the manifest folders present: date folders, then incident bundles, sorted."""
+    names: list[str] = []
+    try:
+        top = sorted(os.scandir(root), key=lambda e: e.name)
+    except FileNotFoundError:
+        return names
+    for item in top:
+        if _is_date_name(item.name) and item.is_dir(follow_symlinks=False):
+            names.append(item.name)
+    if include_incidents:
+        try:
+            bundles = sorted(os.scandir(root / INCIDENTS), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            bundles = []
+        names.extend(
+            f"{INCIDENTS}/{b.name}"
+            for b in bundles
+            if b.is_dir(follow_symlinks=False) and not b.name.startswith(".")
+        )
+    return names
+
+
+def _is_date_name(name: str) -> bool:
+    if not _DATE_NAME.fullmatch(name):
+        return False
+    try:
+        date.fromisoformat(name)
+    except ValueError:
+        return False
+    return True
+
+
+def archived_keys(root: Path) -> set[ArchiveKey]:
+    """Keys whose file is in a date folder's manifest and on disk with the recorded size.
+
+    Incident bundles do not count: an incident copy does not make the nightly archive complete.
+    """
+    keys: set[ArchiveKey] = set()
+    for name in manifest_folders(root, include_incidents=False):
+        folder_path = root / name
+        for entry in _load(folder_path / MANIFEST_NAME).entries.values():
+            path = _payload(folder_path, entry.path)
+            if path is None:
+                continue
+            try:
+                if os.stat(path, follow_symlinks=False).st_size != entry.size:
+                    continue
+                keys.add(entry.key)
+            except (OSError, ValueError):
+                continue
+    return keys
+
+
+def archived_days(root: Path) -> dict[tuple[str, str, str, str], set[date]]:
+    """The same data as :func:`archived_keys`, grouped per replica."""
+    days: dict[tuple[str, str, str, str], set[date]] = {}
+    for key in archived_keys(root):
+        replica = (key.project_id, key.instance_id, key.group_name, key.replication_ip)
+        days.setdefault(replica, set()).add(key.day)
+    return days
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Digests:
+    """What this process already parsed of one manifest.jsonl, so a record reads only new lines.
+
+    ``tail`` (the last complete line parsed) guards against a recreated file that reuses the
+    inode number: if the bytes before ``offset`` are not that line any more, we start over.
+    """
+
+    device: int
+    inode: int
+    offset: int
+    tail: bytes
+    parsed: _Parsed
+
+
+class ManifestWriter:
+    """Appends entries and keeps each folder's sha256 list derived from its manifest.jsonl.
+
+    Safe across tasks (an anyio lock per folder keeps them from parking threads on the flock)
+    and across processes sharing the root (the flock on ``<folder>/.manifest.lock``).
+    """
+
+    def __init__(self, archive: Archive) -> None:
+        self._archive = archive
+        self._locks: dict[str, anyio.Lock] = {}
+        self._cache: dict[str, _Digests] = {}
+
+    def _task_lock(self, folder: str) -> anyio.Lock:
+        lock = self._locks.get(folder)
+        if lock is None:
+            lock = self._locks[folder] = anyio.Lock()
+        return lock
+
+    async def record(self, folder: str, entry: ManifestEntry) -> None:
+        """Record a file that is already final on disk (see the crash rule above)."""
+        line = (entry.to_json() + "\n").encode()
+        self._archive.folder(folder)  # validate before any thread or lock
+        async with self._task_lock(folder):
+            await anyio.to_thread.run_sync(self._record_sync, folder, line)
+
+    def _record_sync(self, folder: str, line: bytes) -> None:
+        with self._archive.exclusive(f"{folder}/{LOCK_NAME}"):
+            self._archive.append_durably(f"{folder}/{MANIFEST_NAME}", line)
+            digests = self._refresh(folder)
+            self._archive.write_bytes_atomic(self._archive.folder(folder) / SHA_LIST_NAME, _sha_list(digests))
+
+    def _refresh(self, folder: str) -> dict[str, str]:
+        """Bring the cached parse of ``folder``'s manifest up to date; call under its flock."""
+        manifest = self._archive.folder(folder) / MANIFEST_NAME
+        try:
+            with open(manifest, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                cached = self._cache.get(folder)
+                if cached is not None and (
+                    (cached.device, cached.inode) != (st.st_dev, st.st_ino)
+                    or st.st_size < cached.offset
+                    or os.pread(fh.fileno(), len(cached.tail), cached.offset - len(cached.tail))
+                    != cached.tail
+                ):
+                    cached = None
+                if cached is None:
+                    cached = _Digests(st.st_dev, st.st_ino, 0, b"", _Parsed())
+                fh.seek(cached.offset)
+                data = fh.read()
+        except OSError as exc:
+            raise StorageError(f"cannot read {manifest}: {exc.strerror or exc}") from exc
+        used = _parse_lines(data, cached.parsed)
+        if used:
+            cached.offset += used
+            cached.tail = data[data.rfind(b"\n", 0, used - 1) + 1 : used]
+        self._cache[folder] = cached
+        return {path: e.sha256 for path, e in cached.parsed.entries.items()}
+
+    async def reconcile(self, folder: str) -> bool:
+        """Cut a torn tail and regenerate a lagging sha256 list; True if anything changed."""
+        self._archive.folder(folder)
+        async with self._task_lock(folder):
+            return await anyio.to_thread.run_sync(self._reconcile_sync, folder)
+
+    def _reconcile_sync(self, folder: str) -> bool:
+        base = self._archive.folder(folder)
+        manifest = base / MANIFEST_NAME
+        if not manifest.exists():
+            return False
+        with self._archive.exclusive(f"{folder}/{LOCK_NAME}"):
+            changed = self._archive.repair_tail(f"{folder}/{MANIFEST_NAME}") > 0
+            expected = _sha_list({p: e.sha256 for p, e in _load(manifest).entries.items()})
+            try:
+                current: bytes | None = (base / SHA_LIST_NAME).read_bytes()
+            except FileNotFoundError:
+                current = None
+            if current != expected:
+                self._archive.write_bytes_atomic(base / SHA_LIST_NAME, expected)
+                _log.warning("manifest.sha_list_regenerated", extra={"folder": folder})
+                changed = True
+        return changed
+
+    async def reconcile_all(self) -> list[str]:
+        """Run :meth:`reconcile` over every manifest folder; call it once at start-up."""
+        folders = await anyio.to_thread.run_sync(manifest_folders, self._archive.root)
+        return [f for f in folders if await self.reconcile(f)]
+
+
+# --- verification --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """What :func:`verify` found; paths are relative to the archive root."""
+
+    checked: int = 0
+    ok: int = 0
+    missing: list[str] = field(default_factory=list)
+    corrupt: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.corrupt or self.extra)
+
+
+def _sha256_file(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buffer):
+            digest.update(view[:n])
+            size += n
+    return size, digest.hexdigest()
+
+
+def _walk_files(top: Path) -> Iterator[Path]:
+    """Every non-directory below ``top``, without following symlinks."""
+    for dirpath, _dirs, files in os.walk(top):
+        for name in files:
+            yield Path(dirpath, name)
+
+
+def verify(root: Path, *, include_incidents: bool = True) -> VerifyReport:
+    """Re-hash every file of every manifest and look for files no manifest lists.
+
+    ``.part`` and temporary leftovers count as extra (``remove_orphans`` deletes them), as does
+    any file outside a manifest folder other than the harvester's own ``runs/``, ``.state/``
+    and ``.locks/``.
+    """
+    report = VerifyReport()
+    listed: set[Path] = set()
+    folders = manifest_folders(root, include_incidents=include_incidents)
+    for name in folders:
+        base = root / name
+        manifest = base / MANIFEST_NAME
+        parsed = _load(manifest)
+        report.corrupt.extend(
+            f"{name}/{MANIFEST_NAME} (line {n} is not a valid entry)" for n in parsed.bad_lines
+        )
+        for entry in parsed.entries.values():
+            shown = f"{name}/{entry.path}"
+            path = _payload(base, entry.path)
+            report.checked += 1
+            if path is None:
+                report.corrupt.append(f"{shown} (path leaves its folder)")
+                continue
+            listed.add(path)
+            try:
+                if path.is_symlink():
+                    report.corrupt.append(f"{shown} (is a symlink)")
+                    continue
+                size, digest = _sha256_file(path)
+            except FileNotFoundError:
+                report.missing.append(shown)
+                continue
+            except OSError as exc:
+                report.corrupt.append(f"{shown} (unreadable: {exc.strerror or exc})")
+                continue
+            if size != entry.size or digest != entry.sha256:
+                report.corrupt.append(shown)
+            else:
+                report.ok += 1
+        _check_sha_list(name, base, manifest, parsed, report)
+
+    top_level: list[Path] = []
+    try:
+        top_level = sorted(Path(e.path) for e in os.scandir(root))
+    except FileNotFoundError:
+        return report
+    for item in top_level:
+        if item.name in _INTERNAL_TOP and item.is_dir() and not item.is_symlink():
+            continue
+        if item.name == INCIDENTS and not include_incidents:
+            continue
+        candidates = _walk_files(item) if item.is_dir() and not item.is_symlink() else iter([item])
+        for path in candidates:
+            if path in listed:
+                continue
+            rel = PurePosixPath(path.relative_to(root).as_posix())
+            if path.name in _METADATA_NAMES and _folder_of(rel) in folders:
+                continue
+            report.extra.append(path.relative_to(root).as_posix())
+    report.extra.sort()
+    return report
+
+
+def _folder_of(rel: PurePosixPath) -> str | None:
+    """The manifest folder a root-relative path lies in, if any."""
+    parts = rel.parts
+    if len(parts) >= 2 and _is_date_name(parts[0]):
+        return parts[0]
+    if len(parts) >= 3 and parts[0] == INCIDENTS:
+        return f"{INCIDENTS}/{parts[1]}"
+    return None
+
+
+def _check_sha_list(name: str, base: Path, manifest: Path, parsed: _Parsed, report: VerifyReport) -> None:
+    sha_path = base / SHA_LIST_NAME
+    try:
+        current: bytes | None = sha_path.read_bytes()
+    except FileNotFoundError:
+        current = None
+    has_manifest = manifest.exists()
+    if current is None and not has_manifest:
+        return
+    if current is None:
+        report.corrupt.append(f"{name}/{SHA_LIST_NAME} (missing; manifest.jsonl exists)")
+    elif not has_manifest:
+        report.corrupt.append(f"{name}/{SHA_LIST_NAME} (no manifest.jsonl to agree with)")
+    elif current != _sha_list({p: e.sha256 for p, e in parsed.entries.items()}):
+        report.corrupt.append(f"{name}/{SHA_LIST_NAME} (disagrees with manifest.jsonl)")
+
+
+# --- quiet days ----------------------------------------------------------------------------
+
+
+class EmptyDays:
+    """Replica-days that were collected and had no log file, so nightly runs skip them."""
+
+    def __init__(self, root: Path) -> None:
+        self._archive = Archive(root)
+        self._path = Path(root) / _EMPTY_DAYS
+
+    def load(self) -> set[ArchiveKey]:
+        keys: set[ArchiveKey] = set()
+        try:
+            data = self._path.read_bytes()
+        except FileNotFoundError:
+            return keys
+        for raw in data[: data.rfind(b"\n") + 1].split(b"\n"):
+            if not raw.strip():
+                continue
+            try:
+                item = json.loads(raw)
+                keys.add(
+                    ArchiveKey(
+                        str(item["project_id"]),
+                        str(item["instance_id"]),
+                        str(item["group_name"]),
+                        str(item["replication_ip"]),
+                        date.fromisoformat(item["day"]),
+                    )
+                )
+            except (ValueError, KeyError, TypeError):
+                _log.warning("manifest.empty_day_unreadable", extra={"path": str(self._path)})
+        return keys
+
+    async def add(self, keys: Iterable[ArchiveKey]) -> None:
+        data = "".join(
+            json.dumps(
+                {
+                    "project_id": k.project_id,
+                    "instance_id": k.instance_id,
+                    "group_name": k.group_name,
+                    "replication_ip": k.replication_ip,
+                    "day": k.day.isoformat(),
+                },
+                separators=(",", ":"),
+            )
+            + "\n"
+            for k in keys
+        ).encode()
+        if data:
+            await anyio.to_thread.run_sync(self._add_sync, data)
+
+    def _add_sync(self, data: bytes) -> None:
+        with self._archive.exclusive(_EMPTY_DAYS_LOCK):
+            self._archive.append_durably(_EMPTY_DAYS, data)
