@@ -1,0 +1,7 @@
+"""``python -m harvester.emulator``: the same as ``harvester emulate``."""
+
+from __future__ import annotations
+
+from .cli import main
+
+raise SystemExit(main())
