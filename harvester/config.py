@@ -564,7 +564,10 @@ def _one_line(err: ErrorDetails) -> str:
     safe_to_show = not (loc and loc[0] == "auth" and loc[1:2] != ["method"])
     got = f" (got {_show(err.get('input'))})" if safe_to_show else ""
     if kind == "extra_forbidden":
-        return f"{_key_path(loc[:-1]) or '(top level)'}: unknown key {str(loc[-1])!r}"
+        parent = _key_path(loc[:-1])
+        return (
+            f"{parent}: unknown key {str(loc[-1])!r}" if parent else f"unknown top-level key {str(loc[-1])!r}"
+        )
     path = _key_path(loc) or "(top level)"
     if kind == "missing":
         return f"{path}: field required"
@@ -572,6 +575,7 @@ def _one_line(err: ErrorDetails) -> str:
         return f"{path}: {ctx.get('error', err['msg'])}"
     if kind in _BOUNDS:
         limit = next(iter(ctx.values()), "?")
+        limit = f"{limit:g}" if isinstance(limit, float) else limit
         return f"{path}: must be {_BOUNDS[kind]} {limit}{got}"
     if kind in _TYPE_WORDS:
         return f"{path}: {_TYPE_WORDS[kind]}{got}"
@@ -983,7 +987,10 @@ def describe(settings: Settings) -> str:
             lines.append(f"  {label}: from {origin} ({'set' if value else 'not set'})")
         else:
             lines.append(f"  {label}: {value} (from {origin})")
-    lines.append(f"projects: {len(settings.projects)}")
+    if not settings.projects and settings.emulator is not None:
+        lines.append("projects: the emulator's, once it runs")
+    else:
+        lines.append(f"projects: {len(settings.projects)}")
     for p in settings.projects:
         scope = (
             f"project id {p.project_id}"
