@@ -1,0 +1,277 @@
+"""Credentials for DCS: the AK/SK request signer and the IAM token provider.
+
+Three methods, one :class:`Authenticator` each, so the transport never knows which is in use:
+
+    AkSkAuth           signs every request (SDK-HMAC-SHA256); a 401 is final
+    PasswordAuth       an IAM token, cached, renewed early, re-fetched once after a 401
+    StaticTokenAuth    a token the user handed us; it cannot be renewed, so a 401 is final
+
+This module does no I/O of its own: the IAM login is a callable supplied by the transport,
+which keeps aiohttp in one module and lets the token logic be tested with a fake login.
+No secret is ever formatted into a string here except the header values that must carry it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+from urllib.parse import quote, unquote, urlsplit
+
+import anyio
+
+from harvester.models import Secret
+
+ALGORITHM = "SDK-HMAC-SHA256"
+DATE_HEADER = "X-Sdk-Date"
+DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+TOKEN_HEADER = "X-Auth-Token"
+RENEW_MARGIN = timedelta(minutes=10)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Clock = Callable[[], datetime]
+LoginFn = Callable[[], Awaitable[tuple[Secret, datetime]]]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Authenticator(Protocol):
+    """What the transport needs from a credential, whatever its kind."""
+
+    async def headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
+        """Headers that authenticate this exact request (``url`` includes its query string)."""
+        ...
+
+    async def refresh_after_401(self, rejected: Mapping[str, str] | None = None) -> bool:
+        """Called once per request after a 401; True when resending with fresh credentials can help.
+
+        ``rejected`` are the headers the refused request carried: with them, many requests
+        refused at once with the same old token share one re-login instead of each forcing one.
+        """
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# AK/SK: SDK-HMAC-SHA256
+
+
+def _encode(text: str) -> str:
+    """RFC 3986 encoding as the official SDK does it (``quote(s, safe='~')``)."""
+    return quote(text, safe="~")
+
+
+def canonical_path(path: str) -> str:
+    segments = unquote(path).split("/")
+    encoded = "/".join(_encode(s) for s in segments)
+    return encoded if encoded.endswith("/") else encoded + "/"
+
+
+def canonical_query(query: str) -> str:
+    pairs: list[tuple[str, str]] = []
+    for part in query.split("&"):
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        pairs.append((_encode(unquote(key)), _encode(unquote(value))))
+    pairs.sort()
+    return "&".join(f"{k}={v}" for k, v in pairs)
+
+
+def host_header(url: str) -> str:
+    """``host[:port]`` with the port only when it is not the scheme's default, as HTTP clients send it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    port = parts.port
+    if port is not None and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
+        return f"{host}:{port}"
+    return host
+
+
+def signed_header_names(headers: Mapping[str, str]) -> list[str]:
+    """Every name without ``_``; Authorization is left out because it cannot sign itself."""
+    return sorted({name.lower() for name in headers if "_" not in name and name.lower() != "authorization"})
+
+
+class AkSkSigner:
+    """SDK-HMAC-SHA256 exactly as contract section 5.2 and the official SDK define it."""
+
+    __slots__ = ("_ak", "_sk")
+
+    def __init__(self, access_key: str, secret_key: Secret) -> None:
+        self._ak = access_key
+        self._sk = secret_key
+
+    def __repr__(self) -> str:
+        return f"AkSkSigner(access_key={self._ak!r}, secret_key={self._sk!r})"
+
+    @staticmethod
+    def canonical_request(method: str, url: str, headers: Mapping[str, str], body: bytes) -> str:
+        """The text whose hash is signed; ``headers`` must already contain X-Sdk-Date and Host."""
+        parts = urlsplit(url)
+        lowered = {name.lower(): value.strip() for name, value in headers.items()}
+        names = signed_header_names(headers)
+        header_lines = "".join(f"{name}:{lowered[name]}\n" for name in names)
+        return "\n".join(
+            (
+                method.upper(),
+                canonical_path(parts.path or "/"),
+                canonical_query(parts.query),
+                header_lines,
+                ";".join(names),
+                hashlib.sha256(body).hexdigest(),
+            )
+        )
+
+    def sign(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> dict[str, str]:
+        """The complete header set to send: the given headers plus X-Sdk-Date, Host and Authorization.
+
+        Send exactly these: the verifier rebuilds the canonical request from the signed names.
+        """
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        out = {name: value for name, value in headers.items() if name.lower() != "authorization"}
+        names = {name.lower() for name in out}
+        if DATE_HEADER.lower() not in names:
+            out[DATE_HEADER] = now.astimezone(UTC).strftime(DATE_FORMAT)
+        if "host" not in names:
+            out["Host"] = host_header(url)
+        date = next(v for k, v in out.items() if k.lower() == DATE_HEADER.lower())
+        digest = hashlib.sha256(self.canonical_request(method, url, out, body).encode()).hexdigest()
+        string_to_sign = f"{ALGORITHM}\n{date}\n{digest}"
+        signature = hmac.new(self._sk.reveal().encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
+        out["Authorization"] = (
+            f"{ALGORITHM} Access={self._ak}, SignedHeaders={';'.join(signed_header_names(out))}, "
+            f"Signature={signature}"
+        )
+        return out
+
+
+class AkSkAuth:
+    """Signs each request; keys cannot be refreshed, so a 401 is final."""
+
+    def __init__(
+        self, access_key: str, secret_key: Secret, *, project_id: str | None = None, clock: Clock = utcnow
+    ) -> None:
+        self._signer = AkSkSigner(access_key, secret_key)
+        self._project_id = project_id
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"AkSkAuth({self._signer!r})"
+
+    async def headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
+        base = {"Content-Type": "application/json"}
+        if self._project_id:
+            base["X-Project-Id"] = self._project_id
+        return self._signer.sign(method, url, base, body, self._clock())
+
+    async def refresh_after_401(self, rejected: Mapping[str, str] | None = None) -> bool:
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# Tokens
+
+
+class StaticTokenAuth:
+    """A token from the environment: we cannot get another one, so a 401 is final."""
+
+    def __init__(self, token: Secret) -> None:
+        self._token = token
+
+    def __repr__(self) -> str:
+        return "StaticTokenAuth(token=Secret('***'))"
+
+    async def headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
+        return {TOKEN_HEADER: self._token.reveal()}
+
+    async def refresh_after_401(self, rejected: Mapping[str, str] | None = None) -> bool:
+        return False
+
+
+class TokenProvider:
+    """An IAM token shared by every request of one project: one login, renewed before it expires.
+
+    Single-flight: concurrent callers that find no valid token wait on one lock, and only the
+    first performs the login; the others find the fresh token when they get the lock.
+    """
+
+    def __init__(
+        self, login: LoginFn, *, clock: Clock = utcnow, renew_margin: timedelta = RENEW_MARGIN
+    ) -> None:
+        self._login = login
+        self._clock = clock
+        self._margin = renew_margin
+        self._token: Secret | None = None
+        self._expires_at: datetime | None = None
+        self._lock = anyio.Lock()
+        self.logins = 0  # how many times IAM was asked; tests and the run summary read it
+
+    def __repr__(self) -> str:
+        state = "valid" if self._fresh() else "empty"
+        return f"TokenProvider({state}, expires_at={self._expires_at!r})"
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return self._expires_at
+
+    def _fresh(self) -> bool:
+        return (
+            self._token is not None
+            and self._expires_at is not None
+            and self._expires_at - self._clock() > self._margin
+        )
+
+    async def token(self) -> Secret:
+        if self._fresh():
+            assert self._token is not None
+            return self._token
+        async with self._lock:
+            if not self._fresh():
+                token, expires_at = await self._login()
+                if expires_at.tzinfo is None:
+                    expires_at = expires_at.replace(tzinfo=UTC)
+                self._token, self._expires_at = token, expires_at
+                self.logins += 1
+            assert self._token is not None
+            return self._token
+
+    def invalidate(self, rejected: Secret | None = None) -> None:
+        """Forget the token, unless ``rejected`` names an older one that was already replaced."""
+        if rejected is None or rejected == self._token:
+            self._token = None
+            self._expires_at = None
+
+
+class PasswordAuth:
+    """IAM password authentication through a :class:`TokenProvider`."""
+
+    def __init__(self, provider: TokenProvider) -> None:
+        self.provider = provider
+
+    @classmethod
+    def from_login(cls, login: LoginFn, *, clock: Clock = utcnow) -> PasswordAuth:
+        return cls(TokenProvider(login, clock=clock))
+
+    def __repr__(self) -> str:
+        return f"PasswordAuth({self.provider!r})"
+
+    async def headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
+        token = await self.provider.token()
+        return {TOKEN_HEADER: token.reveal()}
+
+    async def refresh_after_401(self, rejected: Mapping[str, str] | None = None) -> bool:
+        sent = None
+        if rejected is not None:
+            value = next((v for k, v in rejected.items() if k.lower() == TOKEN_HEADER.lower()), None)
+            sent = Secret(value) if value is not None else None
+        self.provider.invalidate(sent)
+        return True
