@@ -1,0 +1,549 @@
+"""HTTP for the harvester: the only module that touches aiohttp.
+
+Two sessions with separate connection pools, because they serve different peers with
+different trust: the API session talks to DCS and IAM and carries credentials; the download
+session fetches pre-signed OBS links and never sees an auth header, never follows a redirect
+and never decompresses (the archive keeps the bytes OBS served, counted against
+Content-Length).
+
+What callers can catch (everything aiohttp raises is translated in :func:`_map_errors`):
+
+    ApiError           DCS/IAM answered with an error status (code, message, retry_after)
+      AuthError        401 after one credential refresh, or at the IAM login
+      (status 502)     a 2xx whose body is not JSON: treated like a bad gateway, so it is retried
+    TransportError     no HTTP answer: refused, reset, timed out; also OBS 5xx/429
+    DownloadError      OBS refused the download for good (404, other 4xx, redirects)
+      LinkExpiredError       OBS 403: ask DCS for a new link
+      IncompleteBodyError    the body ended before Content-Length, or stalled
+
+Messages are built here from the method, the redacted URL and a short reason; the text of
+aiohttp's exceptions (which may quote a full signed URL) is never used, and the original
+exception is not chained, so not even a traceback can carry a link's query string.
+No retry happens here: the engine decides, from the exception class, what to do next.
+"""
+
+from __future__ import annotations
+
+import errno
+import html
+import json
+import math
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, NoReturn
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+import anyio
+from yarl import URL
+
+from harvester import __version__ as _version
+from harvester.auth import Authenticator
+from harvester.errors import (
+    ApiError,
+    AuthError,
+    DownloadError,
+    IncompleteBodyError,
+    LinkExpiredError,
+    TransportError,
+)
+from harvester.models import Secret, SignedUrl, redact_url
+
+USER_AGENT = f"dcs-log-harvester/{_version}"
+MALFORMED_STATUS = 502  # a 2xx with an unreadable body is reported as a bad gateway: retryable
+MAX_ERROR_TEXT = 200
+MAX_ERROR_BODY = 64 * 1024
+DNS_CACHE_SECONDS = 300
+TOKEN_LIFETIME = timedelta(hours=24)
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers (unit-tested without a network)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date); None if unusable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now if now is not None else datetime.now(UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+_TAG = re.compile(r"<[^>]*>")
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_SPACE = re.compile(r"\s+")
+
+
+def _one_line(text: str) -> str:
+    text = _SPACE.sub(" ", text).strip()
+    return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "…"
+
+
+def _code_text(value: Any) -> str:
+    if value is None or isinstance(value, dict | list):
+        return ""
+    return _one_line(str(value))
+
+
+def parse_error_body(body: bytes) -> tuple[str, str]:
+    """``(error_code, error_msg)`` from whatever an error answer carried.
+
+    DCS/APIG send ``{"error_code", "error_msg"}`` (codes like ``DCS.4800`` or legacy numbers),
+    IAM sends ``{"error": {"code", "message"}}``, and a gateway may send HTML or nothing.
+    """
+    text = body.decode("utf-8", errors="replace").strip()
+    if not text:
+        return "", ""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        nested = data.get("error")
+        if isinstance(nested, dict):
+            code = _code_text(nested.get("code") or nested.get("error_code"))
+            msg = _code_text(nested.get("message") or nested.get("error_msg") or nested.get("title"))
+            return code, msg
+        code = _code_text(data.get("error_code") or data.get("code") or data.get("errorCode"))
+        msg = _code_text(
+            data.get("error_msg") or data.get("message") or data.get("errorMsg") or data.get("error")
+        )
+        return code, msg
+    if data is not None:
+        return "", _one_line(text)
+    title = _TITLE.search(text)
+    if title:
+        return "", _one_line(html.unescape(_TAG.sub(" ", title.group(1))))
+    return "", _one_line(html.unescape(_TAG.sub(" ", text)))
+
+
+_XML_CODE = re.compile(r"<Code>(.*?)</Code>", re.DOTALL)
+_XML_MESSAGE = re.compile(r"<Message>(.*?)</Message>", re.DOTALL)
+
+
+def parse_obs_error(body: bytes) -> tuple[str, str]:
+    """``(Code, Message)`` of an OBS/S3 XML error; other elements may echo the signature, so skip them."""
+    text = body.decode("utf-8", errors="replace")
+    code = _XML_CODE.search(text)
+    message = _XML_MESSAGE.search(text)
+    return (
+        _one_line(html.unescape(code.group(1))) if code else "",
+        _one_line(html.unescape(message.group(1))) if message else "",
+    )
+
+
+def encode_query(params: Mapping[str, str]) -> str:
+    """RFC 3986 encoding, the same the AK/SK signer applies, so the wire and the signature agree."""
+    return "&".join(f"{quote(str(k), safe='~')}={quote(str(v), safe='~')}" for k, v in params.items())
+
+
+def with_query(url: str, params: Mapping[str, str] | None) -> str:
+    if not params:
+        return url
+    sep = "&" if urlsplit(url).query else "?"
+    return f"{url}{sep}{encode_query(params)}"
+
+
+def _reason(exc: BaseException) -> str:
+    """A short description of a network failure that never quotes a URL."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server disconnected"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "response body incomplete"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect ({_os_reason(exc.os_error)})"
+    if isinstance(exc, aiohttp.ClientOSError | OSError):
+        return f"connection failed ({_os_reason(exc)})"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "invalid URL"
+    return type(exc).__name__
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, ConnectionResetError) or exc.errno == errno.ECONNRESET:
+        return "connection reset by peer"
+    if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
+        return "connection refused"
+    if exc.errno is not None:
+        return errno.errorcode.get(exc.errno, type(exc).__name__)
+    return type(exc).__name__
+
+
+@contextmanager
+def _map_errors(what: str, method: str, safe_url: str) -> Iterator[None]:
+    """Translate third-party network failures into :class:`TransportError`, in one place."""
+    try:
+        yield
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        prefix = f"{what}: " if what else ""
+        raise TransportError(f"{prefix}{method} {safe_url}: {_reason(exc)}") from None
+
+
+def _api_error(
+    status: int, body: bytes, headers: Mapping[str, str], *, what: str, auth: bool = False
+) -> ApiError:
+    code, msg = parse_error_body(body)
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    cls = AuthError if auth else ApiError
+    return cls(status, code, msg, what=what, retry_after=retry_after)
+
+
+def _parse_json(status: int, body: bytes, *, what: str) -> Any:
+    if status == 204 or not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise ApiError(MALFORMED_STATUS, "", f"malformed JSON response (HTTP {status})", what=what) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Downloads
+
+
+class Download:
+    """An OBS answer whose headers arrived; the body is read with :meth:`chunks`."""
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, url: SignedUrl, *, chunk_size: int, stall_timeout: float
+    ) -> None:
+        self._response = response
+        self._url = url
+        self._chunk_size = chunk_size
+        self._stall = stall_timeout
+        self.status = response.status
+        self.content_length: int | None = response.content_length
+        self.etag: str | None = response.headers.get("ETag")
+        self.bytes_read = 0
+
+    def __repr__(self) -> str:
+        return f"Download({self._url.redacted!r}, status={self.status}, content_length={self.content_length})"
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body in chunks; raises unless it is complete and arrived without a stall."""
+        it = self._response.content.iter_chunked(self._chunk_size).__aiter__()
+        safe = self._url.redacted
+        while True:
+            try:
+                with anyio.fail_after(self._stall):
+                    chunk = await it.__anext__()
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise IncompleteBodyError(
+                    f"GET {safe}: no data for {self._stall:g} s after {self.bytes_read} bytes"
+                ) from None
+            except aiohttp.ClientPayloadError:
+                raise IncompleteBodyError(
+                    f"GET {safe}: body ended after {self.bytes_read} of {self._expected()} bytes"
+                ) from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise TransportError(f"GET {safe}: {_reason(exc)} after {self.bytes_read} bytes") from None
+            self.bytes_read += len(chunk)
+            yield chunk
+        if self.content_length is not None and self.bytes_read != self.content_length:
+            raise IncompleteBodyError(
+                f"GET {safe}: body ended after {self.bytes_read} of {self.content_length} bytes"
+            )
+
+    def _expected(self) -> str:
+        return str(self.content_length) if self.content_length is not None else "unknown"
+
+
+# --------------------------------------------------------------------------------------------
+# The transport
+
+
+class Transport:
+    """Owns the HTTP sessions; use as ``async with Transport(...) as t``."""
+
+    def __init__(
+        self,
+        *,
+        api_connections: int = 16,
+        download_connections: int = 8,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        stall_timeout: float = 60.0,
+    ) -> None:
+        self.api_connections = api_connections
+        self.download_connections = download_connections
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.stall_timeout = stall_timeout
+        self._api: aiohttp.ClientSession | None = None
+        self._obs: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Transport(api_connections={self.api_connections}, "
+            f"download_connections={self.download_connections})"
+        )
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        # sock_connect, not connect: aiohttp's ``connect`` also counts the wait for a free pooled
+        # connection, which under load is queueing, not a dead peer.
+        return aiohttp.ClientTimeout(
+            total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout
+        )
+
+    async def __aenter__(self) -> Transport:
+        headers = {"User-Agent": USER_AGENT}
+        self._api = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.api_connections, ttl_dns_cache=DNS_CACHE_SECONDS),
+            timeout=self._timeout(),
+            headers=headers,
+            raise_for_status=False,
+            trust_env=False,
+        )
+        self._obs = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.download_connections, ttl_dns_cache=DNS_CACHE_SECONDS),
+            timeout=self._timeout(),
+            headers=headers,
+            auto_decompress=False,
+            raise_for_status=False,
+            trust_env=False,
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        api, obs, self._api, self._obs = self._api, self._obs, None, None
+        for session in (api, obs):
+            if session is not None:
+                await session.close()
+
+    def _session(self, kind: str) -> aiohttp.ClientSession:
+        session = self._api if kind == "api" else self._obs
+        if session is None:
+            raise RuntimeError("Transport is not open: use 'async with Transport(...)'")
+        return session
+
+    # ---------------------------------------------------------------- API (DCS, IAM)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes,
+        what: str,
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        """One request, read to the end; the URL is sent exactly as signed (``encoded=True``)."""
+        session = self._session("api")
+        safe = redact_url(url)
+        with _map_errors(what, method, safe):
+            async with session.request(
+                method,
+                URL(url, encoded=True),
+                headers=dict(headers),
+                data=body or None,
+                allow_redirects=False,
+            ) as resp:
+                data = await resp.read()
+                return resp.status, data, resp.headers
+
+    async def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        auth: Authenticator | None,
+        what: str,
+        ok: tuple[int, ...] = (200,),
+    ) -> tuple[int, Any]:
+        """One authenticated API call: ``(status, parsed JSON or None)`` for a status in ``ok``.
+
+        A 401 gets exactly one resend, and only if the authenticator says fresh credentials
+        exist; this is not retry policy but part of authenticating.
+        """
+        full = with_query(url, params)
+        method = method.upper()
+        body = b""
+        refreshed = False
+        while True:
+            headers = await auth.headers(method, full, body) if auth is not None else {}
+            status, data, resp_headers = await self._send(method, full, headers=headers, body=body, what=what)
+            if status == 401 and auth is not None and not refreshed:
+                refreshed = True
+                if await auth.refresh_after_401(headers):
+                    continue
+            break
+        if status in ok:
+            return status, _parse_json(status, data, what=what)
+        if 200 <= status < 300:
+            raise ApiError(status, "", f"unexpected HTTP status {status}", what=what)
+        raise _api_error(status, data, resp_headers, what=what, auth=status == 401)
+
+    async def iam_login(
+        self,
+        iam_endpoint: str,
+        username: str,
+        password: Secret,
+        domain: str,
+        *,
+        project_id: str | None = None,
+        project_name: str | None = None,
+    ) -> tuple[Secret, datetime]:
+        """An IAM token scoped to one project (contract 5.1): ``(token, expires_at)``."""
+        if bool(project_id) == bool(project_name):
+            raise ValueError("give exactly one of project_id and project_name")
+        project = {"id": project_id} if project_id else {"name": project_name}
+        payload = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {"name": username, "password": password.reveal(), "domain": {"name": domain}}
+                    },
+                },
+                "scope": {"project": project},
+            }
+        }
+        what = f"IAM login of user {username!r}"
+        url = _iam_tokens_url(iam_endpoint)
+        before = datetime.now(UTC)
+        status, data, headers = await self._send(
+            "POST",
+            url,
+            headers={"Content-Type": "application/json;charset=utf8"},
+            body=json.dumps(payload).encode(),
+            what=what,
+        )
+        if status not in (200, 201):
+            raise _api_error(status, data, headers, what=what, auth=status == 401)
+        token = headers.get("X-Subject-Token")
+        if not token:
+            raise ApiError(MALFORMED_STATUS, "", "IAM answered without X-Subject-Token", what=what)
+        body = _parse_json(status, data, what=what)
+        return Secret(token), _token_expiry(body, before)
+
+    def login_fn(
+        self,
+        iam_endpoint: str,
+        username: str,
+        password: Secret,
+        domain: str,
+        *,
+        project_id: str | None = None,
+        project_name: str | None = None,
+    ) -> _Login:
+        """A zero-argument login for :class:`harvester.auth.TokenProvider`."""
+        return _Login(self, iam_endpoint, username, password, domain, project_id, project_name)
+
+    # ---------------------------------------------------------------- downloads (OBS)
+
+    def open_download(self, url: SignedUrl, *, chunk_size: int) -> AbstractAsyncContextManager[Download]:
+        """GET a signed link; the context yields once the status and headers are in and are 200."""
+        return self._open_download(url, chunk_size)
+
+    @asynccontextmanager
+    async def _open_download(self, url: SignedUrl, chunk_size: int) -> AsyncIterator[Download]:
+        session = self._session("obs")
+        safe = url.redacted
+        what = "download"
+        with _map_errors(what, "GET", safe):
+            resp = await session.get(
+                URL(url.reveal(), encoded=True),
+                allow_redirects=False,
+                headers={"Accept-Encoding": "identity"},
+            )
+        try:
+            if resp.status != 200:
+                with _map_errors(what, "GET", safe):
+                    data = await resp.content.read(MAX_ERROR_BODY)
+                _raise_download_error(resp.status, data, resp.headers, safe)
+            yield Download(resp, url, chunk_size=chunk_size, stall_timeout=self.stall_timeout)
+        finally:
+            # close, not release: a body we did not read to the end must not be reused.
+            if resp.content.at_eof():
+                resp.release()
+            else:
+                resp.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Login:
+    """An IAM login bound to its arguments, for :class:`harvester.auth.TokenProvider`."""
+
+    transport: Transport = field(repr=False)
+    iam_endpoint: str
+    username: str
+    password: Secret  # prints as Secret('***')
+    domain: str
+    project_id: str | None
+    project_name: str | None
+
+    async def __call__(self) -> tuple[Secret, datetime]:
+        return await self.transport.iam_login(
+            self.iam_endpoint,
+            self.username,
+            self.password,
+            self.domain,
+            project_id=self.project_id,
+            project_name=self.project_name,
+        )
+
+
+def _iam_tokens_url(iam_endpoint: str) -> str:
+    """``{iam}/auth/tokens``, tolerating an endpoint given with or without ``/v3``."""
+    base = iam_endpoint.rstrip("/")
+    if not urlsplit(base).path:
+        base += "/v3"
+    return f"{base}/auth/tokens"
+
+
+def _token_expiry(body: Any, obtained: datetime) -> datetime:
+    """``token.expires_at``; when absent or unreadable assume the documented 24 h lifetime."""
+    raw = body.get("token", {}).get("expires_at") if isinstance(body, dict) else None
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return obtained + TOKEN_LIFETIME
+
+
+def _raise_download_error(status: int, body: bytes, headers: Mapping[str, str], safe: str) -> NoReturn:
+    code, message = parse_obs_error(body)
+    detail = f"OBS {status}"
+    if code:
+        detail += f" {code}"
+    if message:
+        detail += f": {message}"
+    text = f"GET {safe}: {detail}"
+    if status == 403:
+        raise LinkExpiredError(text)
+    if status >= 500 or status in (408, 429):
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        if retry_after is not None:
+            text += f" (Retry-After {retry_after:g} s)"
+        raise TransportError(text)
+    raise DownloadError(text)
