@@ -347,6 +347,8 @@ class Archive:
         parts = _relparts(name)
         if parts[0] in _RESERVED_TOP or any(p.startswith(".") for p in parts):
             raise StorageError(f"{name!r} cannot be a manifest folder: the name is reserved")
+        if parts[0] == "incidents" and len(parts) != 2:
+            raise StorageError(f"{name!r} cannot be a manifest folder: bundles are incidents/<name>")
         return self.root.joinpath(*parts)
 
     def _dirs(self, parts: tuple[str, ...], *, create: bool) -> Path | None:

@@ -140,7 +140,10 @@ async def test_paths_that_could_escape_or_collide_are_refused(archive: Archive, 
     assert not (archive.root.parent / "escape.log").exists()
 
 
-@pytest.mark.parametrize("name", ["", "../x", "/abs", ".state", ".locks/x", "runs", "incidents/.hidden"])
+@pytest.mark.parametrize(
+    "name",
+    ["", "../x", "/abs", ".state", ".locks/x", "runs", "incidents/.hidden", "incidents", "incidents/a/b"],
+)
 def test_reserved_or_escaping_folder_names_are_refused(archive: Archive, name: str) -> None:
     """A manifest folder can never be the harvester's own state, or outside the root."""
     with pytest.raises(StorageError):
