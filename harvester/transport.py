@@ -118,15 +118,14 @@ def parse_error_body(body: bytes) -> tuple[str, str]:
     except ValueError:
         data = None
     if isinstance(data, dict):
+        code = _code_text(data.get("error_code") or data.get("errorCode") or data.get("code"))
+        msg = _code_text(data.get("error_msg") or data.get("errorMsg") or data.get("message"))
         nested = data.get("error")
         if isinstance(nested, dict):
-            code = _code_text(nested.get("code") or nested.get("error_code"))
-            msg = _code_text(nested.get("message") or nested.get("error_msg") or nested.get("title"))
-            return code, msg
-        code = _code_text(data.get("error_code") or data.get("code") or data.get("errorCode"))
-        msg = _code_text(
-            data.get("error_msg") or data.get("message") or data.get("errorMsg") or data.get("error")
-        )
+            code = code or _code_text(nested.get("code") or nested.get("error_code"))
+            msg = msg or _code_text(nested.get("message") or nested.get("error_msg") or nested.get("title"))
+        elif isinstance(nested, str):
+            msg = msg or _one_line(nested)
         return code, msg
     if data is not None:
         return "", _one_line(text)
@@ -174,7 +173,8 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"cannot connect ({_os_reason(exc.os_error)})"
     if isinstance(exc, aiohttp.ClientOSError | OSError):
-        return f"connection failed ({_os_reason(exc)})"
+        reason = _os_reason(exc)
+        return reason if reason.startswith("connection") else f"connection failed ({reason})"
     if isinstance(exc, aiohttp.InvalidURL):
         return "invalid URL"
     return type(exc).__name__
