@@ -411,9 +411,9 @@ class Transport:
         project_name: str | None = None,
     ) -> tuple[Secret, datetime]:
         """An IAM token scoped to one project (contract 5.1): ``(token, expires_at)``."""
-        if bool(project_id) == bool(project_name):
-            raise ValueError("give exactly one of project_id and project_name")
-        project = {"id": project_id} if project_id else {"name": project_name}
+        if not project_id and not project_name:
+            raise ValueError("an IAM token needs a project scope: give project_id or project_name")
+        project = {"id": project_id} if project_id else {"name": project_name}  # the id is unambiguous
         payload = {
             "auth": {
                 "identity": {
@@ -440,7 +440,10 @@ class Transport:
         token = headers.get("X-Subject-Token")
         if not token:
             raise ApiError(MALFORMED_STATUS, "", "IAM answered without X-Subject-Token", what=what)
-        body = _parse_json(status, data, what=what)
+        try:
+            body = _parse_json(status, data, what=what)
+        except ApiError:
+            body = None  # the token is in the header; an unreadable body only costs us its expiry
         return Secret(token), _token_expiry(body, before)
 
     def login_fn(

@@ -258,6 +258,23 @@ async def test_login_by_project_name(emulator: Emulator, transport: Transport) -
     assert expires_at - datetime.now(UTC) > timedelta(hours=23)
 
 
+async def test_login_prefers_project_id_and_tolerates_endpoint_without_v3(
+    emulator: Emulator, transport: Transport
+) -> None:
+    """Given both scopes the unambiguous id wins, and an IAM endpoint without /v3 still works."""
+    token, _ = await transport.iam_login(
+        emulator.base_url,
+        emulator.username,
+        Secret(emulator.password),
+        emulator.domain,
+        project_id=emulator.project_id,
+        project_name="no-such-project",
+    )
+    assert token
+    with pytest.raises(ValueError, match="project scope"):
+        await transport.iam_login(emulator.iam_endpoint, emulator.username, Secret("x"), emulator.domain)
+
+
 async def test_static_token_works_until_revoked(emulator: Emulator, transport: Transport) -> None:
     """A token from the environment is used as is; once revoked, the 401 is final."""
     token = emulator.issue_token()
