@@ -180,3 +180,17 @@ async def test_hostile_links_point_elsewhere(emulator_factory: EmulatorFactory) 
         link = await _link(api, inst, (await _ready_files(api, inst))[0]["id"])
         assert urlsplit(link).hostname == "evil.example.invalid"
         assert emu.counters.faults["hostile_link"] == 1
+
+
+async def test_tail_of_a_2_gib_file_is_cheap(emulator_factory: EmulatorFactory) -> None:
+    """A Range at the end of a 2 GiB file is served at once, without generating what precedes it."""
+    emu = await emulator_factory(log_size=2 * 1024**3, log_size_jitter=0.0)
+    async with aiohttp.ClientSession() as session:
+        api = EmulatorApi(session, emu)
+        inst = _running(emu)
+        link = await _link(api, inst, (await _ready_files(api, inst))[0]["id"])
+        res = await api.get(link, {"Range": "bytes=-4096"})
+        assert res.status == 206
+        assert res.headers["Content-Range"] == f"bytes {2 * 1024**3 - 4096}-{2 * 1024**3 - 1}/{2 * 1024**3}"
+        assert res.body.endswith(b"\n")
+        assert emu.counters.bytes_served == 4096
