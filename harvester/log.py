@@ -1,0 +1,81 @@
+"""structlog configuration: JSON lines for machines, console for people, secrets for nobody.
+
+Redaction is a processor at the end of the chain, so it applies to every event whatever
+code emitted it: values equal to a registered secret become ``***`` and any URL keeps
+only scheme, host and path (a signed OBS link's query string is a bearer credential).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import stamina.instrumentation
+import structlog
+
+_URL_QUERY = re.compile(r"(https?://[^\s?#\"'<>]+)\?[^\s\"'<>]*")
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Make ``value`` impossible to log; called for every credential the config resolves."""
+    if len(value) >= 4:
+        _SECRETS.add(value)
+
+
+def scrub(text: str) -> str:
+    """Remove registered secrets and URL query strings from free text."""
+    text = _URL_QUERY.sub(r"\1?<redacted>", text)
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _scrub_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: _scrub_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub_value(v) for v in value]
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    return scrub(str(value))
+
+
+def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """The last line of defence: nothing leaves the process with a secret in it."""
+    for key, value in list(event_dict.items()):
+        event_dict[key] = _scrub_value(value)
+    return event_dict
+
+
+def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
+    """Set up structlog once per process; ``auto`` means console on a terminal, JSON elsewhere."""
+    out = stream if stream is not None else sys.stderr
+    if fmt == "auto":
+        fmt = "console" if out.isatty() else "json"
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+    # stamina would log its own retries; ours carry more context and pass through redaction.
+    stamina.instrumentation.set_on_retry_hooks([])

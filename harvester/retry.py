@@ -1,0 +1,130 @@
+"""Retrying transient API failures, on top of stamina.
+
+Two budgets, because they mean different things: a 5xx or a reset connection is the
+service failing (exponential backoff with jitter, ``attempts`` tries), while a 429 is the
+gateway asking us to slow down (wait exactly as ``Retry-After`` says, on its own
+``throttle_attempts`` budget, so a throttled night does not burn the error budget).
+Everything else fails at once: retrying a 403 or a 404 cannot help.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import anyio
+import stamina
+
+from harvester.errors import Action, classify
+
+T = TypeVar("T")
+
+DEFAULT_RETRY_AFTER = 3.0  # HWC's advice for 429 without a usable header: wait 2-5 s
+MAX_RETRY_AFTER = 300.0  # a Retry-After larger than this is a misconfigured gateway, not advice
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 6
+    throttle_attempts: int = 20
+    timeout: float = 600.0
+    wait_initial: float = 0.5
+    wait_max: float = 30.0
+    wait_jitter: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryEvent:
+    """Passed to the ``on_retry`` hook so the engine can count and log without importing us."""
+
+    what: str
+    kind: str  # "error" or "throttled"
+    attempt: int
+    wait: float | None  # seconds for throttling; None when stamina picks the backoff
+    reason: str
+
+
+class RateLimiter:
+    """A token bucket per project, with a shared pause that a 429 can impose on everyone.
+
+    When one request is throttled, every other request to the same project would be too:
+    pausing the whole bucket honours ``Retry-After`` for the fleet, not just for one task.
+    """
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self._rate = rate
+        self._capacity = burst if burst is not None else max(1.0, rate)
+        self._tokens = self._capacity
+        self._updated = time.monotonic()
+        self._paused_until = 0.0
+        self._lock = anyio.Lock()
+
+    def pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                if now < self._paused_until:
+                    await anyio.sleep(self._paused_until - now)
+                    continue
+                self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+                self._updated = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                await anyio.sleep((1.0 - self._tokens) / self._rate)
+
+
+async def call_with_retry(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    policy: RetryPolicy,
+    limiter: RateLimiter | None = None,
+    on_retry: Callable[[RetryEvent], None] | None = None,
+) -> T:
+    """Run ``fn`` (one HTTP request) until it succeeds or its budgets are spent.
+
+    The rate limiter is consulted before every attempt, so retries are paced too.
+    """
+    counts = {"error": 0, "throttled": 0}
+
+    def hook(exc: Exception) -> bool | float:
+        c = classify(exc)
+        if c.action is Action.THROTTLED:
+            counts["throttled"] += 1
+            if counts["throttled"] >= policy.throttle_attempts:
+                return False
+            wait = c.retry_after if c.retry_after is not None else DEFAULT_RETRY_AFTER
+            wait = min(max(wait, 0.0), MAX_RETRY_AFTER)
+            if limiter is not None:
+                limiter.pause(wait)
+            if on_retry is not None:
+                on_retry(RetryEvent(what, "throttled", counts["throttled"], wait, str(exc)))
+            return wait
+        if c.action is Action.RETRY:
+            counts["error"] += 1
+            if counts["error"] >= policy.attempts:
+                return False
+            if on_retry is not None:
+                on_retry(RetryEvent(what, "error", counts["error"], None, str(exc)))
+            return True
+        return False
+
+    async for attempt in stamina.retry_context(
+        on=hook,
+        attempts=policy.attempts + policy.throttle_attempts,
+        timeout=policy.timeout,
+        wait_initial=policy.wait_initial,
+        wait_max=policy.wait_max,
+        wait_jitter=policy.wait_jitter,
+    ):
+        with attempt:
+            if limiter is not None:
+                await limiter.acquire()
+            return await fn()
+    raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
