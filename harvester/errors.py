@@ -151,3 +151,27 @@ def exit_code(summary: RunSummary) -> int:
     if good == 0:
         return EXIT_NOTHING
     return EXIT_PARTIAL
+
+
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The real exceptions inside (nested) exception groups from task groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in leaves(inner)]
+    return [exc]
+
+
+def expected_failure(exc: BaseException) -> HarvesterError | None:
+    """The failure to report when every leaf of ``exc`` is an expected one, else None (a bug).
+
+    Config and usage errors win over others, then the first fatal one: they say why the run
+    stopped, the rest are usually consequences.
+    """
+    found = leaves(exc)
+    if not all(isinstance(e, HarvesterError) for e in found):
+        return None
+    errors = [e for e in found if isinstance(e, HarvesterError)]
+    for kind in (ConfigError, UsageError, AuthError, StorageError, LockError):
+        for e in errors:
+            if isinstance(e, kind):
+                return e
+    return errors[0] if errors else None

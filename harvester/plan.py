@@ -193,13 +193,16 @@ def archive_relpath(target: Target, group_name: str, file_name: str) -> PurePosi
     The id prefix keeps two instances that share a name apart; every part is made safe on its
     own, so no API-provided value can climb out of the archive or nest deeper.
     """
+    return instance_dir(target) / safe_component(group_name) / safe_component(file_name)
+
+
+def instance_dir(target: Target) -> PurePosixPath:
+    """``<project>/<instance name>-<id[:8]>``: where an instance's files and metadata live."""
     instance = (
         f"{safe_component(target.instance_name or 'instance', max_len=100)}"
         f"-{safe_component(target.instance_id[:8] or 'unknown')}"
     )
-    return PurePosixPath(
-        safe_component(target.project), instance, safe_component(group_name), safe_component(file_name)
-    )
+    return PurePosixPath(safe_component(target.project), instance)
 
 
 def date_folder(day: date) -> str:

@@ -34,6 +34,7 @@ import os
 import secrets
 import socket
 import stat
+import tarfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -591,6 +592,25 @@ class Archive:
             raise StorageError(f"cannot append to {path}: {_reason(exc)}") from exc
 
     # --- run locks -----------------------------------------------------------------------
+
+    def write_tar(self, folder: str) -> Path:
+        """``<folder>.tar.gz`` beside a manifest folder, complete or absent (temp name, then rename)."""
+        source = self.folder(folder)
+        target = source.with_name(source.name + ".tar.gz")
+        tmp = target.with_name(target.name + TMP_SUFFIX)
+        try:
+            with tarfile.open(tmp, "w:gz") as tar:
+                for path in sorted(source.rglob("*")):
+                    if path.is_file() and not path.name.startswith(".") and not path.is_symlink():
+                        tar.add(path, arcname=f"{source.name}/{path.relative_to(source).as_posix()}")
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            tmp.replace(target)
+            _fsync_dir(target.parent)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"cannot write {target}: {_reason(exc)}") from None
+        return target
 
     def run_lock(self, name: str, timeout: float) -> AbstractAsyncContextManager[LockHolder | None]:
         """Hold ``<root>/.locks/<name>.lock`` for a run; waits up to ``timeout`` seconds.

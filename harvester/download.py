@@ -1,0 +1,48 @@
+"""Stream one signed OBS link into the archive.
+
+The bytes go to ``<name>.part`` beside the final name while storage hashes them; only a body
+whose length matches ``Content-Length`` is fsynced and renamed. A truncated or stalled body
+raises and its ``.part`` is discarded, so a half file can never be mistaken for a whole one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import PurePosixPath
+
+from harvester.config import host_allowed
+from harvester.errors import IncompleteBodyError, LinkRefusedError
+from harvester.models import ArchivedFile, SignedLink
+from harvester.storage import Archive
+from harvester.transport import Transport
+
+
+async def fetch_to_archive(
+    transport: Transport,
+    link: SignedLink,
+    archive: Archive,
+    folder: str,
+    relpath: PurePosixPath,
+    *,
+    allowed_hosts: Sequence[str],
+    chunk_size: int,
+    on_bytes: Callable[[int], None] | None = None,
+) -> ArchivedFile:
+    """Download ``link`` to ``folder/relpath`` atomically; returns what landed on disk."""
+    if not host_allowed(link.url.host, allowed_hosts):
+        raise LinkRefusedError(
+            f"download link points to host {link.url.host!r}, which is not in download.allowed_hosts"
+        )
+    async with (
+        transport.open_download(link.url, chunk_size=chunk_size) as body,
+        archive.open_part(folder, relpath) as part,
+    ):
+        async for chunk in body.chunks():
+            await part.write(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+        if body.content_length is not None and part.bytes_written != body.content_length:
+            raise IncompleteBodyError(
+                f"{link.url.redacted}: got {part.bytes_written} of {body.content_length} bytes"
+            )
+        return await part.commit()

@@ -1,0 +1,522 @@
+"""The engine: resolve instances, collect, wait, link, download, record.
+
+This is the only module that opens task groups and holds the limiters. Everything it
+decides is delegated to :mod:`harvester.plan` (pure) and everything it touches goes through
+:mod:`harvester.dcs`, :mod:`harvester.download` and :mod:`harvester.storage`; what stays
+here is the orchestration and the accounting: every file ends in exactly one FileResult.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import PurePosixPath
+from typing import Any, TypeVar
+
+import anyio
+import structlog
+
+from harvester import plan
+from harvester.auth import Authenticator
+from harvester.config import ProjectSettings, Settings
+from harvester.dcs import DcsClient, GroupInfo, InstanceInfo, RunlogItem
+from harvester.download import fetch_to_archive
+from harvester.errors import (
+    Action,
+    ApiError,
+    AuthError,
+    HarvesterError,
+    LinkRefusedError,
+    UsageError,
+    classify,
+)
+from harvester.manifest import ManifestEntry, ManifestWriter
+from harvester.models import (
+    FileResult,
+    InstanceFailure,
+    LogFile,
+    Outcome,
+    Replica,
+    RunSummary,
+    SignedLink,
+    Target,
+)
+from harvester.progress import NullProgress, Progress
+from harvester.retry import RateLimiter, RetryEvent, RetryPolicy, call_with_retry
+from harvester.storage import Archive
+from harvester.transport import Transport
+
+T = TypeVar("T")
+log = structlog.get_logger("harvester")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a downloaded file goes: the manifest folder and the path below it."""
+
+    folder: str
+    relpath: PurePosixPath
+
+
+@dataclass(slots=True)
+class Project:
+    """Per-project machinery: one client, one rate limiter, the config it came from."""
+
+    settings: ProjectSettings
+    project_id: str
+    client: DcsClient
+    limiter: RateLimiter
+
+
+@dataclass(slots=True)
+class InstanceWork:
+    """What one instance contributed, for the per-instance summary."""
+
+    target: Target
+    replicas: list[Replica] = field(default_factory=list)
+    collected: int = 0
+
+
+class _Runner:
+    """Wraps each HTTP request in the project's rate limit, the global API slots and retries."""
+
+    def __init__(self, engine: Engine, limiter: RateLimiter) -> None:
+        self._engine = engine
+        self._limiter = limiter
+
+    async def __call__(self, fn: Callable[[], Awaitable[T]], *, what: str) -> T:
+        engine = self._engine
+
+        async def once() -> T:
+            async with engine.api_slots:
+                return await fn()
+
+        return await call_with_retry(
+            once, what=what, policy=engine.retry_policy, limiter=self._limiter, on_retry=engine.on_retry
+        )
+
+
+class Engine:
+    """Shared machinery for ``run`` and ``collect``: clients, limits, accounting."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        transport: Transport,
+        archive: Archive,
+        authenticators: dict[str, Authenticator],
+        *,
+        run_id: str,
+        progress: Progress | None = None,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.transport = transport
+        self.archive = archive
+        self.manifest = ManifestWriter(archive)
+        self.progress: Progress = progress or NullProgress()
+        self.now = now
+        lim = settings.limits
+        self.api_slots = anyio.Semaphore(lim.api_concurrency)
+        self.download_slots = anyio.Semaphore(lim.download_concurrency)
+        self._instance_slots: dict[str, anyio.Semaphore] = {}
+        self.retry_policy = RetryPolicy(
+            attempts=lim.retry_attempts, throttle_attempts=lim.throttle_attempts, timeout=lim.retry_timeout
+        )
+        self.summary = RunSummary(run_id=run_id, started_at=now(), config_path=str(settings.config_path))
+        self.projects: list[Project] = []
+        for ps in settings.projects:
+            limiter = RateLimiter(lim.requests_per_second)
+            auth = authenticators[ps.name]
+            project_id = ps.project_id or ""
+            client = DcsClient(
+                transport,
+                endpoint=ps.dcs_endpoint,
+                project_id=project_id,
+                auth=auth,
+                runner=_Runner(self, limiter),
+            )
+            self.projects.append(Project(ps, project_id, client, limiter))
+
+    # -- accounting -------------------------------------------------------------------
+
+    def on_retry(self, event: RetryEvent) -> None:
+        self.summary.retries += 1
+        log.info(
+            "retry.scheduled",
+            what=event.what,
+            kind=event.kind,
+            attempt=event.attempt,
+            wait=event.wait,
+            reason=event.reason,
+        )
+
+    def record(self, result: FileResult) -> FileResult:
+        self.summary.files.append(result)
+        self.progress.file_done(failed=result.outcome is Outcome.FAILED)
+        return result
+
+    def instance_failed(self, project: str, instance: str, reason: str, *, skipped: bool = False) -> None:
+        self.summary.instances.append(InstanceFailure(project, instance, reason, skipped=skipped))
+        log.warning(
+            "harvest.instance_skipped" if skipped else "harvest.instance_failed",
+            project=project,
+            instance=instance,
+            reason=reason,
+        )
+
+    def instance_slots(self, instance_id: str) -> anyio.Semaphore:
+        sem = self._instance_slots.get(instance_id)
+        if sem is None:
+            sem = self._instance_slots[instance_id] = anyio.Semaphore(
+                self.settings.limits.per_instance_concurrency
+            )
+        return sem
+
+    # -- resolving ----------------------------------------------------------------------
+
+    async def resolve_targets(self, only: Sequence[str] = (), *, strict: bool = False) -> list[Target]:
+        """Every instance the config names or discovers, filtered by ``only`` (names or ids).
+
+        With ``strict`` (incident mode), a name in ``only`` that matches several instances or
+        none is a UsageError before anything else happens.
+        """
+        found: list[tuple[Project, InstanceInfo]] = []
+
+        async def one(project: Project) -> None:
+            try:
+                found.extend((project, i) for i in await self._project_instances(project))
+            except AuthError:
+                raise
+            except HarvesterError as exc:
+                self.instance_failed(project.settings.name, "*", f"listing instances failed: {exc}")
+
+        async with anyio.create_task_group() as tg:
+            for project in self.projects:
+                tg.start_soon(one, project)
+
+        if only:
+            found = self._filter_only(found, only, strict=strict)
+        targets: list[Target] = []
+        for project, info in sorted(
+            found, key=lambda pi: (pi[0].settings.name, pi[1].name, pi[1].instance_id)
+        ):
+            target = Target(
+                project=project.settings.name,
+                project_id=project.project_id,
+                region=project.settings.region,
+                instance_id=info.instance_id,
+                instance_name=info.name,
+                cache_mode=info.cache_mode,
+                engine_version=info.engine_version,
+                status=info.status,
+            )
+            reason = plan.should_harvest(info.status, info.engine_version)
+            if reason is not None:
+                self.instance_failed(target.project, _label(target), reason, skipped=True)
+                continue
+            targets.append(target)
+        self.progress.instances(len(targets))
+        log.info("harvest.instances_resolved", count=len(targets))
+        return targets
+
+    def _filter_only(
+        self, found: list[tuple[Project, InstanceInfo]], only: Sequence[str], *, strict: bool
+    ) -> list[tuple[Project, InstanceInfo]]:
+        keep: dict[tuple[str, str], tuple[Project, InstanceInfo]] = {}
+        for wanted in only:
+            hits = [(p, i) for p, i in found if wanted in (i.instance_id, i.name)]
+            if strict and len(hits) > 1:
+                listing = ", ".join(f"{i.name} ({i.instance_id}, project {p.settings.name})" for p, i in hits)
+                raise UsageError(
+                    f"--instance {wanted!r} matches {len(hits)} instances: {listing}; give an id"
+                )
+            if not hits:
+                close = sorted({i.name for _, i in found if wanted.lower() in i.name.lower()})[:10]
+                hint = f"; similar names: {', '.join(close)}" if close else ""
+                raise UsageError(f"--instance {wanted!r} matches no configured instance{hint}")
+            for p, i in hits:
+                keep[(p.project_id, i.instance_id)] = (p, i)
+        return list(keep.values())
+
+    async def _project_instances(self, project: Project) -> list[InstanceInfo]:
+        ps = project.settings
+        client = project.client
+        if ps.instances is None:
+            tags = dict(ps.discover.tags) if ps.discover is not None else None
+            name = ps.discover.name if ps.discover is not None else None
+            listed = await client.list_instances(name=name, tags=tags or None)
+            return [await client.show_instance(i.instance_id) for i in listed]
+        result: list[InstanceInfo] = []
+        by_name: list[str] = []
+        for ref in ps.instances:
+            if ref.id is not None:
+                try:
+                    result.append(await client.show_instance(ref.id))
+                except ApiError as exc:
+                    if isinstance(exc, AuthError):
+                        raise
+                    self.instance_failed(ps.name, ref.id, str(exc))
+            elif ref.name is not None:
+                by_name.append(ref.name)
+        if by_name:
+            listed = await client.list_instances()
+            for name in by_name:
+                hits = [i for i in listed if i.name == name]
+                if len(hits) != 1:
+                    what = "no instance" if not hits else f"{len(hits)} instances"
+                    self.instance_failed(ps.name, name, f"name matches {what}; use the instance id")
+                    continue
+                result.append(await client.show_instance(hits[0].instance_id))
+        return result
+
+    def project_of(self, target: Target) -> Project:
+        for project in self.projects:
+            if project.settings.name == target.project:
+                return project
+        raise KeyError(target.project)  # pragma: no cover - targets come from self.projects
+
+    async def replicas(self, target: Target) -> list[Replica]:
+        """The replicas to collect from; a single-node instance has one, without an id."""
+        return (await self.topology(target))[1]
+
+    async def topology(self, target: Target) -> tuple[list[GroupInfo], list[Replica]]:
+        """Shards as DCS describes them, and the replicas they hold."""
+        if target.cache_mode == "single":
+            return [], [Replica(target, "", "", None, "master")]
+        groups = await self.project_of(target).client.list_groups(target.instance_id)
+        replicas = [
+            Replica(target, g.group_name, r.ip, r.replication_id, r.role) for g in groups for r in g.replicas
+        ]
+        return groups, replicas
+
+    # -- collecting ---------------------------------------------------------------------
+
+    async def collect(self, replica: Replica, query_time: int) -> None:
+        target = replica.target
+        await self.project_of(target).client.collect_runlogs(
+            target.instance_id, query_time=query_time, replication_id=replica.replication_id
+        )
+        self.summary.collections += 1
+        log.info("harvest.collection_requested", query_time=query_time, replica=replica.replication_ip or "-")
+
+    async def list_logs(self, target: Target) -> list[RunlogItem]:
+        return await self.project_of(target).client.list_runlogs(target.instance_id)
+
+    async def wait_for_collection(
+        self, target: Target, pending: Iterable[Replica], before: set[str]
+    ) -> tuple[list[RunlogItem], set[Replica]]:
+        """Poll the listing until every replica's new files are final, or ``wait_timeout``.
+
+        A replica is done when files of this collection appeared for it, all are final, and
+        the listing did not change over one further poll. DCS gives no job id and a quiet Redis
+        logs nothing some days, so a replica that still has no new file when the others of the
+        same instance have long finished (twice as long as they took, at least two polls) is
+        taken as quiet rather than slow. Returns the last listing and the replicas that timed
+        out.
+        """
+        waiting = set(pending)
+        self.progress.waiting(len(waiting))
+        started = time.monotonic()
+        deadline = started + self.settings.collect.wait_timeout
+        poll = self.settings.collect.poll_interval
+        last_counts: dict[Replica, int] = {}
+        first_done: float | None = None
+        items: list[RunlogItem] = []
+        try:
+            while waiting:
+                await anyio.sleep(poll)
+                items = await self.list_logs(target)
+                fresh = [i for i in items if i.id not in before]
+                now = time.monotonic()
+                for replica in list(waiting):
+                    mine = [i for i in fresh if _belongs(i, replica)]
+                    final = all(plan.classify_status(i.status) != "pending" for i in mine)
+                    settled = mine and final and last_counts.get(replica) == len(mine)
+                    quiet = (
+                        not mine
+                        and first_done is not None
+                        and now - first_done >= max(2 * poll, first_done - started)
+                    )
+                    if settled or quiet:
+                        waiting.discard(replica)
+                        self.progress.waiting(-1)
+                        if settled and first_done is None:
+                            first_done = now
+                        if quiet:
+                            log.info("harvest.replica_quiet", replica=replica.replication_ip or "-")
+                    last_counts[replica] = len(mine)
+                if waiting and now >= deadline:
+                    break
+        finally:
+            self.progress.waiting(-len(waiting))
+        return items, waiting
+
+    # -- fetching -----------------------------------------------------------------------
+
+    async def fetch(self, lf: LogFile, dest: Destination) -> FileResult:
+        """Link and download one file, relinking on 403 and retrying broken bodies."""
+        target = lf.replica.target
+        client = self.project_of(target).client
+        dl = self.settings.download
+        lim = self.settings.limits
+        attempts = 0
+        relinks = 0
+        link: SignedLink | None = None
+        last_error = ""
+        while attempts < lim.download_attempts + lim.relink_attempts:
+            if link is None or not plan.link_usable(link.expires_at, self.now(), dl.expiry_margin):
+                if link is not None:
+                    log.info("harvest.link_near_expiry", expires_at=link.expires_at.isoformat())
+                    relinks += 1
+                    if relinks > lim.relink_attempts:
+                        return self._failed(lf, attempts, f"links kept expiring: {last_error}")
+                try:
+                    async with self.instance_slots(target.instance_id):
+                        link = await client.create_link(target.instance_id, lf.log_id)
+                except ApiError as exc:
+                    if isinstance(exc, AuthError):
+                        raise
+                    return self._failed(lf, attempts, f"download link refused: {exc}")
+                log.debug("harvest.link_requested", url=link.url.redacted)
+                if not plan.link_usable(link.expires_at, self.now(), dl.expiry_margin):
+                    return self._failed(
+                        lf, attempts, "a fresh link already expires within download.expiry_margin"
+                    )
+            attempts += 1
+            try:
+                async with self.download_slots:
+                    archived = await fetch_to_archive(
+                        self.transport,
+                        link,
+                        self.archive,
+                        dest.folder,
+                        dest.relpath,
+                        allowed_hosts=dl.allowed_hosts,
+                        chunk_size=dl.chunk_size,
+                        on_bytes=self.progress.bytes,
+                    )
+            except LinkRefusedError as exc:
+                return self._failed(lf, attempts, str(exc))
+            except HarvesterError as exc:
+                last_error = str(exc)
+                action = classify(exc).action
+                if action is Action.FATAL:
+                    raise
+                if action is Action.RELINK:
+                    relinks += 1
+                    if relinks > lim.relink_attempts:
+                        return self._failed(lf, attempts, f"links kept being refused: {exc}")
+                    link = None
+                    log.info("harvest.link_refused", reason=str(exc))
+                    continue
+                if action is not Action.RETRY or attempts >= lim.download_attempts:
+                    return self._failed(lf, attempts, str(exc))
+                self.summary.retries += 1
+                log.info("harvest.download_retried", attempt=attempts, reason=str(exc))
+                await anyio.sleep(min(0.5 * 2 ** (attempts - 1), 10.0))
+                continue
+            entry = ManifestEntry.for_file(
+                lf, archived, link, attempts=attempts, run_id=self.summary.run_id, downloaded_at=self.now()
+            )
+            await self.manifest.record(dest.folder, entry)
+            log.info("harvest.file_archived", path=f"{dest.folder}/{archived.relpath}", size=archived.size)
+            return self.record(
+                FileResult(
+                    target.project,
+                    target.instance_id,
+                    target.instance_name,
+                    lf.replica.group_name,
+                    lf.replica.replication_ip,
+                    lf.day,
+                    Outcome.ARCHIVED,
+                    file_name=lf.file_name,
+                    size=archived.size,
+                    attempts=attempts,
+                )
+            )
+        return self._failed(lf, attempts, f"gave up after {attempts} attempts: {last_error}")
+
+    def _failed(self, lf: LogFile, attempts: int, reason: str) -> FileResult:
+        log.warning("harvest.file_failed", file=lf.file_name, reason=reason)
+        return self.record(file_result(lf, Outcome.FAILED, attempts=attempts, reason=reason))
+
+    async def fetch_all(self, work: Iterable[tuple[LogFile, Destination]]) -> None:
+        """Download everything concurrently; one file's failure never stops another."""
+        items = list(work)
+        self.progress.files_planned(len(items))
+        async with anyio.create_task_group() as tg:
+            for lf, dest in items:
+                tg.start_soon(self._fetch_bound, lf, dest)
+
+    async def _fetch_bound(self, lf: LogFile, dest: Destination) -> None:
+        with structlog.contextvars.bound_contextvars(
+            project=lf.replica.target.project,
+            instance=lf.replica.target.instance_name,
+            replica=lf.replica.replication_ip,
+            day=lf.day.isoformat(),
+        ):
+            await self.fetch(lf, dest)
+
+    async def for_each(self, items: Iterable[T], fn: Callable[[T], Coroutine[Any, Any, None]]) -> None:
+        """Run ``fn`` over ``items`` concurrently (the only task group callers outside need)."""
+        async with anyio.create_task_group() as tg:
+            for item in items:
+                tg.start_soon(fn, item)
+
+
+def _label(target: Target) -> str:
+    return f"{target.instance_name} ({target.instance_id})"
+
+
+def _belongs(item: RunlogItem, replica: Replica) -> bool:
+    if replica.replication_id is None:
+        return True  # single node: every item of the instance is this replica's
+    return item.replication_ip == replica.replication_ip and item.group_name == replica.group_name
+
+
+def to_logfile(item: RunlogItem, replicas: Sequence[Replica], target: Target) -> LogFile:
+    """Attach a listed item to its replica; the item's own group/ip name the archive key."""
+    owner = next((r for r in replicas if _belongs(item, r)), None)
+    replica = Replica(
+        target,
+        item.group_name,
+        item.replication_ip,
+        owner.replication_id if owner is not None else None,
+        owner.role if owner is not None else "",
+    )
+    return LogFile(replica, item.id, item.file_name, item.day, item.status)
+
+
+def file_result(lf: LogFile, outcome: Outcome, *, attempts: int = 0, reason: str = "") -> FileResult:
+    t = lf.replica.target
+    return FileResult(
+        t.project,
+        t.instance_id,
+        t.instance_name,
+        lf.replica.group_name,
+        lf.replica.replication_ip,
+        lf.day,
+        outcome,
+        file_name=lf.file_name,
+        attempts=attempts,
+        reason=reason,
+    )
+
+
+def today_utc(now: datetime) -> date:
+    return now.astimezone(UTC).date()
+
+
+def group_by_replica(files: Iterable[LogFile]) -> dict[tuple[str, str], list[LogFile]]:
+    out: dict[tuple[str, str], list[LogFile]] = defaultdict(list)
+    for lf in files:
+        out[(lf.replica.group_name, lf.replica.replication_ip)].append(lf)
+    return out

@@ -1,0 +1,256 @@
+"""``harvester run``: the nightly harvest of complete days into the dated archive.
+
+Per instance: list what DCS already has, collect only the days still missing (one POST per
+replica with the smallest covering ``query_time``), wait for those files, then download every
+``succeed`` file whose archive key is not yet in a manifest. A second run the same night finds
+everything archived and requests nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import PurePosixPath
+
+import structlog
+
+from harvester import plan
+from harvester.errors import AuthError, HarvesterError
+from harvester.harvest import Destination, Engine, file_result, to_logfile, today_utc
+from harvester.manifest import EmptyDays, archived_keys
+from harvester.models import ArchiveKey, LogFile, Outcome, Replica, RunSummary, Target
+
+log = structlog.get_logger("harvester")
+
+
+@dataclass(frozen=True, slots=True)
+class NightlyOptions:
+    dry_run: bool = False
+    include_today: bool = False
+    only: tuple[str, ...] = ()
+    shard: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DryRunLine:
+    """One line of ``--dry-run`` output: what would happen to one replica."""
+
+    target: Target
+    replica: str
+    collect: tuple[int, ...]
+    download: tuple[str, ...]
+
+
+class Nightly:
+    def __init__(self, engine: Engine, options: NightlyOptions) -> None:
+        self.engine = engine
+        self.options = options
+        self.today: date = today_utc(engine.now())
+        self.archived: set[ArchiveKey] = set()
+        self.empty_store = EmptyDays(engine.archive.root)
+        self.empty: set[ArchiveKey] = set()
+        self.dry_run_lines: list[DryRunLine] = []
+
+    async def run(self) -> RunSummary:
+        engine = self.engine
+        self.archived = archived_keys(engine.archive.root)
+        self.empty = self.empty_store.load()
+        targets = await engine.resolve_targets(self.options.only)
+        if self.options.shard is not None:
+            k, n = self.options.shard
+            targets = [t for t in targets if plan.in_shard(t.project_id, t.instance_id, k, n)]
+            log.info("harvest.shard_selected", shard=f"{k}/{n}", instances=len(targets))
+        await engine.for_each(targets, self._instance)
+        return engine.summary
+
+    def _days_for(self, replica: Replica, keys: set[ArchiveKey]) -> set[date]:
+        t = replica.target
+        return {
+            k.day
+            for k in keys
+            if k.project_id == t.project_id
+            and k.instance_id == t.instance_id
+            and (replica.replication_id is None or (k.group_name, k.replication_ip) == _rkey(replica))
+        }
+
+    async def _instance(self, target: Target) -> None:
+        with structlog.contextvars.bound_contextvars(project=target.project, instance=target.instance_name):
+            try:
+                await self._harvest_instance(target)
+            except AuthError:
+                raise
+            except HarvesterError as exc:
+                self.engine.instance_failed(
+                    target.project, f"{target.instance_name} ({target.instance_id})", str(exc)
+                )
+
+    async def _harvest_instance(self, target: Target) -> None:
+        engine = self.engine
+        settings = engine.settings
+        replicas = await engine.replicas(target)
+        items = await engine.list_logs(target)
+        listed = [to_logfile(i, replicas, target) for i in items]
+
+        # Which days each replica still needs, and which of those DCS cannot already serve.
+        need: dict[Replica, list[date]] = {}
+        for replica in replicas:
+            have = self._days_for(replica, self.archived)
+            empty = self._days_for(replica, self.empty)
+            missing = plan.missing_days(self.today, have, empty, include_today=self.options.include_today)
+            ready = {
+                lf.day
+                for lf in listed
+                if _matches(lf, replica) and plan.classify_status(lf.status) == "ready"
+            }
+            # today's file grows: a listed copy is stale, so today is always collected afresh
+            wanted = [d for d in missing if d not in ready or d == self.today]
+            if wanted:
+                need[replica] = wanted
+        requests = {r: plan.collection_requests(self.today, days) for r, days in need.items()}
+        collecting = settings.collect.enabled and any(requests.values())
+
+        if self.options.dry_run:
+            self._dry_run(target, replicas, listed, requests if settings.collect.enabled else {})
+            return
+
+        timed_out: set[Replica] = set()
+        if collecting:
+            before = {i.id for i in items}
+            for replica, query_times in requests.items():
+                for qt in query_times:
+                    await engine.collect(replica, qt)
+            items, timed_out = await engine.wait_for_collection(
+                target, [r for r, q in requests.items() if q], before
+            )
+            listed = [to_logfile(i, replicas, target) for i in items]
+            await self._remember_empty(need, listed, timed_out)
+
+        wanted_days = {d for days in need.values() for d in days} | self._all_complete_days()
+        chosen = plan.select_downloads(
+            listed,
+            self.archived,
+            self.today,
+            include_today=self.options.include_today,
+            wanted_days=wanted_days,
+        )
+        chosen_keys = {lf.key for lf in chosen}
+        self._report_unavailable(target, need, listed, chosen_keys, timed_out)
+        self._report_present(target, chosen_keys)
+        await engine.fetch_all(
+            (
+                lf,
+                Destination(
+                    plan.date_folder(lf.day),
+                    plan.archive_relpath(target, lf.replica.group_name, lf.file_name),
+                ),
+            )
+            for lf in chosen
+        )
+
+    def _all_complete_days(self) -> set[date]:
+        days = set(plan.complete_days(self.today))
+        if self.options.include_today:
+            days.add(self.today)
+        return days
+
+    async def _remember_empty(
+        self, need: dict[Replica, list[date]], listed: Sequence[LogFile], timed_out: set[Replica]
+    ) -> None:
+        """Days a finished collection produced no file for are quiet days: never re-collect them."""
+        quiet: list[ArchiveKey] = []
+        for replica, days in need.items():
+            if replica in timed_out:
+                continue
+            present = {lf.day for lf in listed if _matches(lf, replica)}
+            t = replica.target
+            group, ip = _rkey(replica)
+            quiet.extend(
+                ArchiveKey(t.project_id, t.instance_id, group, ip, d)
+                for d in days
+                if d not in present and d != self.today
+            )
+        if quiet:
+            await self.empty_store.add(quiet)
+            log.info("harvest.quiet_days_recorded", count=len(quiet))
+
+    def _report_unavailable(
+        self,
+        target: Target,
+        need: dict[Replica, list[date]],
+        listed: Sequence[LogFile],
+        chosen: set[ArchiveKey],
+        timed_out: set[Replica],
+    ) -> None:
+        """A needed day with no downloadable file is a failure the operator must see."""
+        engine = self.engine
+        for replica, days in need.items():
+            for day in days:
+                mine = [lf for lf in listed if _matches(lf, replica) and lf.day == day]
+                if any(lf.key in chosen for lf in mine):
+                    continue
+                if any(plan.classify_status(lf.status) == "failed" for lf in mine):
+                    reason = "DCS reported the log collection as failed"
+                elif replica in timed_out:
+                    reason = (
+                        f"no file within collect.wait_timeout ({engine.settings.collect.wait_timeout:g}s)"
+                    )
+                elif not engine.settings.collect.enabled and not mine:
+                    reason = "not listed by DCS and collect.enabled is false"
+                else:
+                    continue  # quiet day, or a file just chosen under its own key
+                group, ip = _rkey(replica)
+                lf = LogFile(Replica(target, group, ip, replica.replication_id), "", "", day, "failed")
+                engine.record(file_result(lf, Outcome.FAILED, reason=reason))
+                log.warning("harvest.day_unavailable", replica=ip or "-", day=day.isoformat(), reason=reason)
+
+    def _report_present(self, target: Target, chosen: set[ArchiveKey]) -> None:
+        """Days of the retention window already in the archive count as done, not as nothing."""
+        window = set(plan.complete_days(self.today))
+        for key in sorted(self.archived, key=lambda k: (k.day, k.group_name, k.replication_ip)):
+            if (
+                key.project_id == target.project_id
+                and key.instance_id == target.instance_id
+                and key.day in window
+                and key not in chosen
+            ):
+                replica = Replica(target, key.group_name, key.replication_ip, None)
+                lf = LogFile(replica, "", "", key.day, "succeed")
+                self.engine.record(file_result(lf, Outcome.PRESENT))
+
+    def _dry_run(
+        self,
+        target: Target,
+        replicas: Sequence[Replica],
+        listed: Sequence[LogFile],
+        requests: dict[Replica, tuple[int, ...]],
+    ) -> None:
+        chosen = plan.select_downloads(
+            listed, self.archived, self.today, include_today=self.options.include_today
+        )
+        for replica in replicas:
+            files = tuple(
+                str(
+                    PurePosixPath(
+                        plan.date_folder(lf.day),
+                        plan.archive_relpath(target, lf.replica.group_name, lf.file_name),
+                    )
+                )
+                for lf in chosen
+                if _matches(lf, replica)
+            )
+            self.dry_run_lines.append(
+                DryRunLine(
+                    target, replica.replication_ip or "(single node)", requests.get(replica, ()), files
+                )
+            )
+
+
+def _rkey(replica: Replica) -> tuple[str, str]:
+    return (replica.group_name, replica.replication_ip)
+
+
+def _matches(lf: LogFile, replica: Replica) -> bool:
+    if replica.replication_id is None:
+        return True
+    return (lf.replica.group_name, lf.replica.replication_ip) == _rkey(replica)

@@ -1,0 +1,308 @@
+"""Everything a run needs around the engine: emulator, sessions, credentials, lock, signals.
+
+``cli.py`` parses arguments and calls :func:`run_nightly` or :func:`run_collect`; this module
+opens the resources in a fixed order (config, archive check, lock, orphan sweep, transport,
+engine), turns SIGINT/SIGTERM into a clean cancellation of the root scope, and writes the
+run's records (summary, metrics) whatever happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import structlog
+
+from harvester import log as logsetup
+from harvester import plan
+from harvester.auth import AkSkAuth, Authenticator, PasswordAuth, StaticTokenAuth
+from harvester.config import Settings, apply_emulator, load_config
+from harvester.errors import (
+    AuthError,
+    ConfigError,
+    HarvesterError,
+    UsageError,
+    exit_code,
+    expected_failure,
+)
+from harvester.harvest import Engine
+from harvester.manifest import ManifestWriter
+from harvester.metrics import MetricsSnapshot, ProjectCounts, write_metrics
+from harvester.models import Outcome, RunSummary
+from harvester.nightly import Nightly, NightlyOptions
+from harvester.progress import make_progress
+from harvester.report import render_text, summary_dict
+from harvester.storage import Archive, write_bytes_atomic
+from harvester.transport import Transport
+
+log = structlog.get_logger("harvester")
+
+
+def new_run_id(now: datetime) -> str:
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def prepare(args: argparse.Namespace) -> Settings:
+    """Load and validate the config, set up logging, and make every secret unloggable."""
+    settings = load_config(args.config, os.environ)
+    logsetup.configure(args.log_format, args.log_level)
+    register_secrets(settings)
+    return settings
+
+
+def register_secrets(settings: Settings) -> None:
+    auth = settings.auth
+    for secret in (auth.access_key, auth.secret_key, auth.password, auth.token):
+        if secret is not None:
+            logsetup.register_secret(secret.reveal())
+
+
+def authenticators(settings: Settings, transport: Transport) -> dict[str, Authenticator]:
+    """One authenticator per project: a token is scoped to its project, AK/SK signs anything."""
+    auth = settings.auth
+    out: dict[str, Authenticator] = {}
+    for project in settings.projects:
+        if auth.method == "aksk":
+            if auth.access_key is None or auth.secret_key is None:
+                raise ConfigError("auth: access key and secret key are required for method aksk")
+            out[project.name] = AkSkAuth(
+                auth.access_key.reveal(), auth.secret_key, project_id=project.project_id
+            )
+        elif auth.method == "token":
+            if auth.token is None:
+                raise ConfigError("auth: a token is required for method token")
+            out[project.name] = StaticTokenAuth(auth.token)
+        else:
+            if auth.username is None or auth.password is None or auth.domain is None:
+                raise ConfigError("auth: username, password and domain are required for method password")
+            out[project.name] = PasswordAuth.from_login(
+                transport.login_fn(
+                    project.iam_endpoint,
+                    auth.username,
+                    auth.password,
+                    auth.domain,
+                    project_id=project.project_id,
+                    project_name=project.project_name,
+                )
+            )
+    return out
+
+
+@asynccontextmanager
+async def open_engine(
+    settings: Settings, run_id: str, *, progress: bool, lock_name: str | None, lock_timeout: float
+) -> AsyncIterator[Engine]:
+    """Start what the config asks for and yield a ready engine; closes all of it afterwards."""
+    async with AsyncExitStack() as stack:
+        if settings.emulator is not None:
+            settings = await stack.enter_async_context(_embedded_emulator(settings))
+        settings = await resolve_project_ids(settings)
+        archive = Archive(settings.archive.root)
+        await anyio.to_thread.run_sync(archive.check_writable)
+        if lock_name is not None:
+            holder = await stack.enter_async_context(archive.run_lock(lock_name, lock_timeout))
+            if holder is not None:
+                log.warning("harvest.stale_lock_taken_over", previous=holder.describe())
+            removed = await anyio.to_thread.run_sync(archive.remove_orphans)
+            if removed:
+                log.info("harvest.orphans_removed", count=removed)
+            await ManifestWriter(archive).reconcile_all()
+        lim = settings.limits
+        dl = settings.download
+        transport = await stack.enter_async_context(
+            Transport(
+                api_connections=lim.api_concurrency,
+                download_connections=lim.download_concurrency,
+                connect_timeout=dl.connect_timeout,
+                read_timeout=max(60.0, dl.stall_timeout),
+                stall_timeout=dl.stall_timeout,
+            )
+        )
+        bars = make_progress(progress)
+        stack.callback(bars.close)
+        yield Engine(
+            settings, transport, archive, authenticators(settings, transport), run_id=run_id, progress=bars
+        )
+
+
+async def resolve_project_ids(settings: Settings) -> Settings:
+    """DCS paths need the project id; a config that names the project gets it from IAM."""
+    missing = [p.name for p in settings.projects if p.project_id is None]
+    if missing:
+        raise ConfigError(
+            f"projects: {', '.join(missing)}: project_name is not resolved yet; set project_id "
+            "(the 32-hex id shown in the console under My Credentials)"
+        )
+    return settings
+
+
+@asynccontextmanager
+async def _embedded_emulator(settings: Settings) -> AsyncIterator[Settings]:
+    """``emulator:`` in the config: the demo harvests from a fake cloud started in-process."""
+    from harvester.emulator import Emulator, EmulatorConfig  # noqa: PLC0415 - only when asked for
+
+    emu_settings = settings.emulator
+    assert emu_settings is not None
+    config = EmulatorConfig(
+        instances=emu_settings.instances,
+        projects=emu_settings.projects,
+        seed=emu_settings.seed,
+        log_size=emu_settings.log_size,
+        collect_delay=emu_settings.collect_delay,
+        link_ttl=emu_settings.link_ttl,
+    )
+    async with Emulator(config) as emu:
+        if emu_settings.fault_rate or emu_settings.latency_ms:
+            for route in (emu.faults.dcs, emu.faults.links, emu.faults.obs):
+                route.error_500_rate = emu_settings.fault_rate
+                route.latency_ms = emu_settings.latency_ms
+        log.info("emulator.started", url=emu.dcs_endpoint, instances=emu_settings.instances)
+        resolved = apply_emulator(settings, emu.ready_info())
+        register_secrets(resolved)
+        yield resolved
+
+
+async def guarded(summary_of: Callable[[], RunSummary], body: Callable[[], Awaitable[None]]) -> None:
+    """Run ``body`` so that SIGINT/SIGTERM cancel it cleanly and auth failures stop it in one line."""
+    usage: HarvesterError | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    summary_of().interrupted_by = int(signum)
+                    log.warning("harvest.interrupted", signal=signal.Signals(signum).name)
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(watch)
+        try:
+            await body()
+        except BaseException as exc:  # task groups wrap failures; find the one to report
+            failure = expected_failure(exc)
+            if failure is None:
+                raise
+            if isinstance(failure, ConfigError | UsageError):
+                usage = failure
+            elif isinstance(failure, AuthError):
+                summary_of().fatal = f"authentication refused: {failure}"
+            else:
+                summary_of().fatal = str(failure)
+        tg.cancel_scope.cancel()
+    if usage is not None:
+        raise usage  # exit 2, reported by cli.main
+
+
+def run_nightly(args: argparse.Namespace) -> int:
+    settings = prepare(args)
+    shard = plan.parse_shard(args.shard) if args.shard else None
+    options = NightlyOptions(
+        dry_run=args.dry_run, include_today=args.include_today, only=tuple(args.instance), shard=shard
+    )
+    started = datetime.now(UTC)
+    run_id = new_run_id(started)
+    lock_name = None if args.dry_run else ("run" if shard is None else f"run-shard-{shard[0]}-of-{shard[1]}")
+    box: dict[str, RunSummary] = {"summary": RunSummary(run_id=run_id, started_at=started)}
+    lines: list[str] = []
+
+    async def main() -> None:
+        async def body() -> None:
+            async with open_engine(
+                settings,
+                run_id,
+                progress=not args.no_progress,
+                lock_name=lock_name,
+                lock_timeout=args.lock_timeout,
+            ) as engine:
+                box["summary"] = engine.summary
+                nightly = Nightly(engine, options)
+                await nightly.run()
+                if args.dry_run:
+                    lines.extend(dry_run_text(nightly))
+
+        await guarded(lambda: box["summary"], body)
+
+    with structlog.contextvars.bound_contextvars(run_id=run_id):
+        anyio.run(main)
+    summary = box["summary"]
+    summary.finished_at = datetime.now(UTC)
+    if args.dry_run:
+        print("\n".join(lines) if lines else "nothing to do")
+        if summary.fatal:
+            print(f"harvester: error: {summary.fatal}", file=sys.stderr)
+        return exit_code(summary)
+    return finish(summary, settings, args, shard=args.shard, root_record=True)
+
+
+def dry_run_text(nightly: Nightly) -> list[str]:
+    out = []
+    for line in nightly.dry_run_lines:
+        collect = ", ".join(f"query_time={q}" for q in line.collect) or "nothing"
+        out.append(f"{line.target.project}/{line.target.instance_name} {line.replica}: collect {collect}")
+        out.extend(f"  download {f}" for f in line.download)
+    return out
+
+
+def finish(
+    summary: RunSummary, settings: Settings, args: argparse.Namespace, *, shard: str | None, root_record: bool
+) -> int:
+    """Write the run's records and print the human summary; returns the exit code."""
+    code = exit_code(summary)
+    data = summary_dict(summary)
+    if (root_record and summary.fatal is None) or summary.files:
+        try:
+            Archive(settings.archive.root).write_json_atomic(f"runs/{summary.run_id}.json", data)
+        except HarvesterError as exc:
+            print(f"harvester: error: could not write the run summary: {exc}", file=sys.stderr)
+    if args.summary_json is not None:
+        write_bytes_atomic(Path(args.summary_json), _json_bytes(data))
+    metrics_file = getattr(args, "metrics_file", None)
+    if metrics_file is not None:
+        write_metrics(Path(metrics_file), metrics_snapshot(summary, code, shard))
+    print(render_text(summary))
+    if summary.fatal:
+        print(f"harvester: error: {summary.fatal}", file=sys.stderr)
+    return code
+
+
+def _json_bytes(data: object) -> bytes:
+    import json  # noqa: PLC0415
+
+    return (json.dumps(data, indent=2) + "\n").encode()
+
+
+def metrics_snapshot(summary: RunSummary, code: int, shard: str | None) -> MetricsSnapshot:
+    per: dict[str, ProjectCounts] = {}
+    projects = {f.project for f in summary.files} | {i.project for i in summary.instances}
+    for project in sorted(projects):
+        files = [f for f in summary.files if f.project == project]
+        per[project] = ProjectCounts(
+            files_archived=sum(1 for f in files if f.outcome is Outcome.ARCHIVED),
+            bytes_archived=sum(f.size for f in files if f.outcome is Outcome.ARCHIVED),
+            files_failed=sum(1 for f in files if f.outcome in (Outcome.FAILED, Outcome.CANCELLED)),
+            files_skipped=sum(1 for f in files if f.outcome is Outcome.PRESENT),
+            retries=summary.retries if len(projects) == 1 else 0,
+            instances_failed=sum(1 for i in summary.instances if i.project == project and not i.skipped),
+        )
+    return MetricsSnapshot(
+        started_at=summary.started_at,
+        finished_at=summary.finished_at or datetime.now(UTC),
+        exit_code=code,
+        success=code == 0,
+        shard=shard,
+        per_project=per,
+    )
+
+
+def run_collect(args: argparse.Namespace, since: datetime | None, until: datetime | None) -> int:
+    from harvester.incident import run_incident  # noqa: PLC0415
+
+    return run_incident(args, since, until)
