@@ -1,0 +1,261 @@
+"""``harvester collect``: everything about a few instances, right now, in one bundle.
+
+Same engine, auth, limits, retries, expiry rule, atomic writes and manifest format as the
+nightly run; only the selection (fresh collections, today included, every replica or one)
+and the destination (``<root>/incidents/<UTC timestamp>-<label>/``) differ, so incident
+material never mixes with the complete-day archive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import anyio
+import structlog
+
+from harvester import plan
+from harvester.dcs import GroupInfo, InstanceInfo
+from harvester.errors import ApiError, AuthError, HarvesterError, UsageError, exit_code
+from harvester.harvest import Destination, Engine, file_result, to_logfile
+from harvester.manifest import ManifestEntry
+from harvester.models import LogFile, Outcome, Replica, RunSummary, Target
+from harvester.report import render_text, summary_dict
+from harvester.session import guarded, new_run_id, open_engine, prepare
+from harvester.storage import Archive, write_bytes_atomic
+
+log = structlog.get_logger("harvester")
+SLOWLOG_MAX_AGE = timedelta(days=7) - timedelta(minutes=5)  # the API refuses a start older than 7 days
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentOptions:
+    only: tuple[str, ...]
+    days: int
+    replica: str
+    slowlog: bool
+    since: datetime | None
+    until: datetime | None
+
+
+def pick_replicas(replicas: Sequence[Replica], selector: str) -> list[Replica]:
+    """``all``, ``master``, an IP or a replication id; single-node instances ignore it."""
+    if selector == "all" or any(r.replication_id is None for r in replicas):
+        return list(replicas)
+    if selector == "master":
+        return [r for r in replicas if r.role == "master"]
+    return [r for r in replicas if selector in (r.replication_ip, r.replication_id)]
+
+
+def slowlog_window(
+    now: datetime, days: int, since: datetime | None, until: datetime | None
+) -> tuple[datetime, datetime]:
+    """Defaults to the log window (today, or the N days before plus today), capped at 7 days."""
+    end = min(until or now, now)
+    if since is not None:
+        start = since
+    elif days == 0:
+        start = datetime.combine(now.date(), datetime.min.time(), tzinfo=UTC)
+    else:
+        start = datetime.combine(now.date() - timedelta(days=days), datetime.min.time(), tzinfo=UTC)
+    start = max(start, now - SLOWLOG_MAX_AGE)
+    if start >= end:
+        raise UsageError(f"slow-log window is empty: {start.isoformat()} .. {end.isoformat()}")
+    return start, end
+
+
+class Incident:
+    def __init__(self, engine: Engine, options: IncidentOptions, bundle: str) -> None:
+        self.engine = engine
+        self.options = options
+        self.bundle = bundle
+
+    async def run(self) -> RunSummary:
+        targets = await self.engine.resolve_targets(self.options.only, strict=True)
+        await self.engine.for_each(targets, self._instance)
+        return self.engine.summary
+
+    async def _instance(self, target: Target) -> None:
+        label = f"{target.instance_name} ({target.instance_id})"
+        with structlog.contextvars.bound_contextvars(project=target.project, instance=target.instance_name):
+            try:
+                await self._collect_instance(target)
+            except AuthError:
+                raise
+            except HarvesterError as exc:
+                self.engine.instance_failed(target.project, label, str(exc))
+
+    async def _collect_instance(self, target: Target) -> None:
+        engine = self.engine
+        client = engine.project_of(target).client
+        base = plan.instance_dir(target)
+        info = await client.show_instance(target.instance_id)
+        groups, replicas = await engine.topology(target)
+        await self._write_json(target, base / "instance.json", dict(info.raw))
+        if groups:
+            await self._write_json(target, base / "groups.json", _groups_json(groups))
+        chosen = pick_replicas(replicas, self.options.replica)
+        if not chosen:
+            raise UsageError(
+                f"--replica {self.options.replica!r} matches no replica of {target.instance_name}"
+            )
+
+        before = {i.id for i in await engine.list_logs(target)}
+        for replica in chosen:
+            await engine.collect(replica, self.options.days)
+        items, timed_out = await engine.wait_for_collection(target, chosen, before)
+        fresh = [to_logfile(i, replicas, target) for i in items if i.id not in before]
+        mine = [lf for lf in fresh if any(_owned(lf, r) for r in chosen)]
+        work: list[tuple[LogFile, Destination]] = []
+        for lf in _latest_per_key(mine):
+            status = plan.classify_status(lf.status)
+            if status == "ready":
+                dest = Destination(
+                    self.bundle, plan.archive_relpath(target, lf.replica.group_name, lf.file_name)
+                )
+                work.append((lf, dest))
+            else:
+                reason = (
+                    "DCS reported the log collection as failed" if status == "failed" else "not ready in time"
+                )
+                engine.record(file_result(lf, Outcome.FAILED, reason=reason))
+        for replica in timed_out:
+            if not any(_owned(lf, replica) for lf in mine):
+                lf = LogFile(replica, "", "", engine.now().date(), "")
+                reason = f"no file within collect.wait_timeout ({engine.settings.collect.wait_timeout:g}s)"
+                engine.record(file_result(lf, Outcome.FAILED, reason=reason))
+        if self.options.slowlog:
+            await self._slowlog(target, info, base)
+        await engine.fetch_all(work)
+
+    async def _slowlog(self, target: Target, info: InstanceInfo, base: PurePosixPath) -> None:
+        start, end = slowlog_window(
+            self.engine.now(), self.options.days, self.options.since, self.options.until
+        )
+        client = self.engine.project_of(target).client
+        try:
+            entries = await client.slowlogs(info.instance_id, start=start, end=end)
+        except ApiError as exc:
+            if isinstance(exc, AuthError):
+                raise
+            self.engine.instance_failed(target.project, target.instance_name, f"slow log: {exc}")
+            return
+        entries.sort(key=lambda e: (str(e.get("start_time", "")), str(e.get("id", ""))))
+        lines = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
+        await self._write_bytes(target, base / "slowlog.jsonl", lines.encode())
+        log.info(
+            "incident.slowlog_written", entries=len(entries), start=start.isoformat(), end=end.isoformat()
+        )
+
+    async def _write_json(self, target: Target, relpath: PurePosixPath, data: object) -> None:
+        await self._write_bytes(target, relpath, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+    async def _write_bytes(self, target: Target, relpath: PurePosixPath, data: bytes) -> None:
+        """Metadata goes through the same atomic writer and into the same manifest as logs."""
+        engine = self.engine
+        async with engine.archive.open_part(self.bundle, relpath) as part:
+            await part.write(data)
+            archived = await part.commit()
+        now = engine.now()
+        entry = ManifestEntry(
+            path=archived.relpath,
+            size=archived.size,
+            sha256=archived.sha256,
+            project=target.project,
+            project_id=target.project_id,
+            region=target.region,
+            instance_id=target.instance_id,
+            instance_name=target.instance_name,
+            group_name="",
+            replication_ip="",
+            replication_id=None,
+            log_id="",
+            log_date=now.date().isoformat(),
+            file_name=relpath.name,
+            downloaded_at=now.isoformat(),
+            link_expires_at="",
+            attempts=1,
+            run_id=engine.summary.run_id,
+        )
+        await engine.manifest.record(self.bundle, entry)
+
+
+def _owned(lf: LogFile, replica: Replica) -> bool:
+    if replica.replication_id is None:
+        return True
+    return (lf.replica.group_name, lf.replica.replication_ip) == (replica.group_name, replica.replication_ip)
+
+
+def _latest_per_key(files: Sequence[LogFile]) -> list[LogFile]:
+    """One file per (replica, day): the listing's last item is the newest collection."""
+    latest: dict[object, LogFile] = {}
+    for lf in files:
+        latest[lf.key] = lf
+    return list(latest.values())
+
+
+def _groups_json(groups: Sequence[GroupInfo]) -> dict[str, Any]:
+    return {"group_count": len(groups), "group_list": [dict(g.raw) for g in groups]}
+
+
+def bundle_name(now: datetime, label: str) -> str:
+    return f"incidents/{now.strftime('%Y%m%dT%H%M%SZ')}-{plan.safe_component(label, max_len=60)}"
+
+
+def run_incident(args: argparse.Namespace, since: datetime | None, until: datetime | None) -> int:
+    settings = prepare(args)
+    started = datetime.now(UTC)
+    run_id = new_run_id(started)
+    bundle = bundle_name(started, args.label)
+    options = IncidentOptions(
+        only=tuple(args.instance),
+        days=args.days,
+        replica=args.replica,
+        slowlog=not args.no_slowlog,
+        since=since,
+        until=until,
+    )
+    if since is not None and until is not None and since >= until:
+        raise UsageError("--since must be before --until")
+    box: dict[str, Any] = {"summary": RunSummary(run_id=run_id, started_at=started)}
+
+    async def main() -> None:
+        async def body() -> None:
+            async with open_engine(
+                settings,
+                run_id,
+                progress=not args.no_progress,
+                lock_name=None,
+                lock_timeout=args.lock_timeout,
+            ) as engine:
+                box["summary"] = engine.summary
+                box["root"] = engine.archive.root
+                await Incident(engine, options, bundle).run()
+
+        await guarded(lambda: box["summary"], body)
+
+    with structlog.contextvars.bound_contextvars(run_id=run_id):
+        anyio.run(main)
+    summary: RunSummary = box["summary"]
+    summary.finished_at = datetime.now(UTC)
+    root = Path(box.get("root", settings.archive.root))
+    bundle_dir = root / bundle
+    data = summary_dict(summary)
+    data["bundle"] = str(bundle_dir)
+    print(render_text(summary))
+    if bundle_dir.is_dir():
+        Archive(root).write_json_atomic(f"{bundle}/summary.json", data)
+        if args.tar:
+            print(f"tarball: {Archive(root).write_tar(bundle)}")
+    if args.summary_json is not None:
+        write_bytes_atomic(Path(args.summary_json), (json.dumps(data, indent=2) + "\n").encode())
+    if summary.fatal:
+        print(f"harvester: error: {summary.fatal}", file=sys.stderr)
+    print(bundle_dir)
+    return exit_code(summary)
