@@ -31,8 +31,6 @@ from harvester.models import Secret, SignedLink
 from harvester.transport import Transport
 from tests.emulator_sigv import EmulatorFactory
 
-pytest_plugins = ("tests.emulator_fixtures",)
-
 T = TypeVar("T")
 STALL = 0.3
 

@@ -9,8 +9,6 @@ import aiohttp
 from harvester.emulator import Emulator
 from tests.emulator_sigv import EmulatorApi, EmulatorFactory, token_request
 
-pytest_plugins = ("tests.emulator_fixtures",)
-
 
 def _error(body: Any, code: str) -> None:
     assert body["error_code"] == code

@@ -14,8 +14,6 @@ import pytest
 from harvester.emulator import Emulator, Instance
 from tests.emulator_sigv import EmulatorApi
 
-pytest_plugins = ("tests.emulator_fixtures",)
-
 
 def _running(emu: Emulator) -> Instance:
     return next(i for i in emu.fleet.find(cache_mode="ha") if i.collectable)

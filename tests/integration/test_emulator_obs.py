@@ -11,8 +11,6 @@ import aiohttp
 from harvester.emulator import Emulator, Instance
 from tests.emulator_sigv import EmulatorApi, EmulatorFactory
 
-pytest_plugins = ("tests.emulator_fixtures",)
-
 
 def _running(emu: Emulator, mode: str = "ha") -> Instance:
     return next(i for i in emu.fleet.find(cache_mode=mode) if i.collectable)

@@ -12,8 +12,6 @@ import aiohttp
 from harvester.emulator import Emulator, Instance
 from tests.emulator_sigv import EmulatorApi, EmulatorFactory
 
-pytest_plugins = ("tests.emulator_fixtures",)
-
 NOON = datetime(2021, 4, 16, 12, tzinfo=UTC)
 
 

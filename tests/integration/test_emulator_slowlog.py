@@ -7,8 +7,6 @@ from typing import Any
 from harvester.emulator import Instance
 from tests.emulator_sigv import EmulatorApi
 
-pytest_plugins = ("tests.emulator_fixtures",)
-
 HOUR_MS = 3_600_000
 
 
