@@ -204,6 +204,7 @@ class Engine:
 
         if only:
             found = self._filter_only(found, only, strict=strict)
+        found = await self._details(found)
         targets: list[Target] = []
         for project, info in sorted(
             found, key=lambda pi: (pi[0].settings.name, pi[1].name, pi[1].instance_id)
@@ -247,35 +248,55 @@ class Engine:
         return list(keep.values())
 
     async def _project_instances(self, project: Project) -> list[InstanceInfo]:
+        """Listing-level records; ids named in the config are shown (that is how we learn names)."""
         ps = project.settings
         client = project.client
         if ps.instances is None:
             tags = dict(ps.discover.tags) if ps.discover is not None else None
             name = ps.discover.name if ps.discover is not None else None
-            listed = await client.list_instances(name=name, tags=tags or None)
-            return [await client.show_instance(i.instance_id) for i in listed]
+            return await client.list_instances(name=name, tags=tags or None)
         result: list[InstanceInfo] = []
-        by_name: list[str] = []
-        for ref in ps.instances:
-            if ref.id is not None:
-                try:
-                    result.append(await client.show_instance(ref.id))
-                except ApiError as exc:
-                    if isinstance(exc, AuthError):
-                        raise
-                    self.instance_failed(ps.name, ref.id, str(exc))
-            elif ref.name is not None:
-                by_name.append(ref.name)
-        if by_name:
+        ids = [ref.id for ref in ps.instances if ref.id is not None]
+        names = [ref.name for ref in ps.instances if ref.name is not None]
+
+        async def show(instance_id: str) -> None:
+            try:
+                result.append(await client.show_instance(instance_id))
+            except ApiError as exc:
+                if isinstance(exc, AuthError):
+                    raise
+                self.instance_failed(ps.name, instance_id, str(exc))
+
+        await self.for_each(ids, show)
+        if names:
             listed = await client.list_instances()
-            for name in by_name:
+            for name in names:
                 hits = [i for i in listed if i.name == name]
                 if len(hits) != 1:
                     what = "no instance" if not hits else f"{len(hits)} instances"
                     self.instance_failed(ps.name, name, f"name matches {what}; use the instance id")
                     continue
-                result.append(await client.show_instance(hits[0].instance_id))
+                result.append(hits[0])
         return result
+
+    async def _details(self, found: list[tuple[Project, InstanceInfo]]) -> list[tuple[Project, InstanceInfo]]:
+        """``cache_mode`` is only in the show-instance answer: fetch it for each, concurrently."""
+        out: list[tuple[Project, InstanceInfo]] = []
+
+        async def detail(pair: tuple[Project, InstanceInfo]) -> None:
+            project, info = pair
+            if info.cache_mode:
+                out.append(pair)
+                return
+            try:
+                out.append((project, await project.client.show_instance(info.instance_id)))
+            except ApiError as exc:
+                if isinstance(exc, AuthError):
+                    raise
+                self.instance_failed(project.settings.name, f"{info.name} ({info.instance_id})", str(exc))
+
+        await self.for_each(found, detail)
+        return out
 
     def project_of(self, target: Target) -> Project:
         for project in self.projects:

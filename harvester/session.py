@@ -268,6 +268,7 @@ def finish(
     if metrics_file is not None:
         write_metrics(Path(metrics_file), metrics_snapshot(summary, code, shard))
     print(render_text(summary))
+    print(f"archive: {settings.archive.root}")
     if summary.fatal:
         print(f"harvester: error: {summary.fatal}", file=sys.stderr)
     return code
