@@ -9,6 +9,7 @@ run's records (summary, metrics) whatever happened.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import secrets
 import signal
@@ -104,7 +105,6 @@ async def open_engine(
     async with AsyncExitStack() as stack:
         if settings.emulator is not None:
             settings = await stack.enter_async_context(_embedded_emulator(settings))
-        settings = await resolve_project_ids(settings)
         archive = Archive(settings.archive.root)
         await anyio.to_thread.run_sync(archive.check_writable)
         if lock_name is not None:
@@ -126,6 +126,7 @@ async def open_engine(
                 stall_timeout=dl.stall_timeout,
             )
         )
+        settings = await resolve_project_ids(settings, transport)
         bars = make_progress(progress)
         stack.callback(bars.close)
         yield Engine(
@@ -133,15 +134,33 @@ async def open_engine(
         )
 
 
-async def resolve_project_ids(settings: Settings) -> Settings:
+async def resolve_project_ids(settings: Settings, transport: Transport) -> Settings:
     """DCS paths need the project id; a config that names the project gets it from IAM."""
-    missing = [p.name for p in settings.projects if p.project_id is None]
-    if missing:
+    missing = [p for p in settings.projects if p.project_id is None]
+    if not missing:
+        return settings
+    auth = settings.auth
+    if auth.method != "password" or auth.username is None or auth.password is None or auth.domain is None:
+        names = ", ".join(p.name for p in missing)
         raise ConfigError(
-            f"projects: {', '.join(missing)}: project_name is not resolved yet; set project_id "
-            "(the 32-hex id shown in the console under My Credentials)"
+            f"projects: {names}: project_name can only be resolved with auth.method password; "
+            "set project_id (the 32-hex id under My Credentials in the console)"
         )
-    return settings
+    resolved = []
+    for project in settings.projects:
+        if project.project_id is None and project.project_name is not None:
+            project_id = await transport.iam_project_id(
+                project.iam_endpoint,
+                auth.username,
+                auth.password,
+                auth.domain,
+                project_name=project.project_name,
+            )
+            log.info("harvest.project_resolved", project=project.name, project_id=project_id)
+            resolved.append(dataclasses.replace(project, project_id=project_id))
+        else:
+            resolved.append(project)
+    return dataclasses.replace(settings, projects=tuple(resolved))
 
 
 @asynccontextmanager

@@ -411,6 +411,36 @@ class Transport:
         project_name: str | None = None,
     ) -> tuple[Secret, datetime]:
         """An IAM token scoped to one project (contract 5.1): ``(token, expires_at)``."""
+        token, body, before = await self._iam_login(
+            iam_endpoint, username, password, domain, project_id=project_id, project_name=project_name
+        )
+        return token, _token_expiry(body, before)
+
+    async def iam_project_id(
+        self, iam_endpoint: str, username: str, password: Secret, domain: str, *, project_name: str
+    ) -> str:
+        """The id of a project named in the config: DCS paths need it, IAM's token body has it."""
+        _, body, _ = await self._iam_login(
+            iam_endpoint, username, password, domain, project_name=project_name
+        )
+        project = body.get("token", {}).get("project", {}) if isinstance(body, dict) else {}
+        project_id = project.get("id") if isinstance(project, dict) else None
+        if not isinstance(project_id, str) or not project_id:
+            raise ApiError(
+                MALFORMED_STATUS, "", "IAM token has no project id", what=f"resolve project {project_name!r}"
+            )
+        return project_id
+
+    async def _iam_login(
+        self,
+        iam_endpoint: str,
+        username: str,
+        password: Secret,
+        domain: str,
+        *,
+        project_id: str | None = None,
+        project_name: str | None = None,
+    ) -> tuple[Secret, Any, datetime]:
         if not project_id and not project_name:
             raise ValueError("an IAM token needs a project scope: give project_id or project_name")
         project = {"id": project_id} if project_id else {"name": project_name}  # the id is unambiguous
@@ -444,7 +474,7 @@ class Transport:
             body = _parse_json(status, data, what=what)
         except ApiError:
             body = None  # the token is in the header; an unreadable body only costs us its expiry
-        return Secret(token), _token_expiry(body, before)
+        return Secret(token), body, before
 
     def login_fn(
         self,
