@@ -51,6 +51,14 @@ class Nightly:
         self.empty_store = EmptyDays(engine.archive.root)
         self.empty: set[ArchiveKey] = set()
         self.dry_run_lines: list[DryRunLine] = []
+        # Days this run may collect: the retention window, or what ``collect.days`` pins.
+        fixed = engine.settings.collect.days
+        if fixed is None:
+            self.window = set(plan.complete_days(self.today)) | {self.today}
+        elif fixed == 0:
+            self.window = {self.today}
+        else:
+            self.window = set(plan.complete_days(self.today, fixed)) | {self.today}
 
     async def run(self) -> RunSummary:
         engine = self.engine
@@ -104,10 +112,10 @@ class Nightly:
                 if _matches(lf, replica) and plan.classify_status(lf.status) == "ready"
             }
             # today's file grows: a listed copy is stale, so today is always collected afresh
-            wanted = [d for d in missing if d not in ready or d == self.today]
+            wanted = [d for d in missing if (d not in ready or d == self.today) and d in self.window]
             if wanted:
                 need[replica] = wanted
-        requests = {r: plan.collection_requests(self.today, days) for r, days in need.items()}
+        requests = {r: self._requests(days) for r, days in need.items()}
         collecting = settings.collect.enabled and any(requests.values())
 
         if self.options.dry_run:
@@ -147,6 +155,13 @@ class Nightly:
             )
             for lf in chosen
         )
+
+    def _requests(self, days: list[date]) -> tuple[int, ...]:
+        """Automatic catch-up picks the smallest covering query_time; ``collect.days`` pins it."""
+        fixed = self.engine.settings.collect.days
+        if fixed is None:
+            return plan.collection_requests(self.today, days)
+        return (fixed,) if days else ()
 
     def _all_complete_days(self) -> set[date]:
         days = set(plan.complete_days(self.today))
