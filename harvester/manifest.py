@@ -267,6 +267,8 @@ def archived_keys(root: Path) -> set[ArchiveKey]:
     """Keys whose file is in a date folder's manifest and on disk with the recorded size.
 
     Incident bundles do not count: an incident copy does not make the nightly archive complete.
+    Nor does a copy downloaded on the day it covers (``--include-today``): that log was still
+    growing, so the next run replaces it with the complete one.
     """
     keys: set[ArchiveKey] = set()
     for name in manifest_folders(root, include_incidents=False):
@@ -278,6 +280,8 @@ def archived_keys(root: Path) -> set[ArchiveKey]:
             try:
                 if os.stat(path, follow_symlinks=False).st_size != entry.size:
                     continue
+                if entry.downloaded_at[:10] <= entry.log_date:
+                    continue  # a partial snapshot of a day that was not over yet
                 keys.add(entry.key)
             except (OSError, ValueError):
                 continue

@@ -50,7 +50,7 @@ def entry(path: str, body: bytes, *, ip: str = "10.0.0.1", day: str = DAY) -> Ma
         log_id="log-1",
         log_date=day,
         file_name=PurePosixPath(path).name,
-        downloaded_at="2025-01-03T01:00:00+00:00",
+        downloaded_at="2025-01-09T01:00:00+00:00",
         link_expires_at="2025-01-03T02:00:00+00:00",
         attempts=1,
         run_id="run-1",
@@ -314,3 +314,24 @@ async def test_empty_days_are_remembered(tmp_path: Path) -> None:
     await days.add(keys[2:])
     assert EmptyDays(tmp_path).load() == set(keys)
     assert EmptyDays(tmp_path / "fresh").load() == set()
+
+
+async def test_a_copy_taken_on_its_own_day_is_not_complete(archive: Archive, writer: ManifestWriter) -> None:
+    """A log archived with --include-today is replaced by the next night's complete copy."""
+    day = "2025-01-05"
+    partial = replace(
+        entry("p/x/g/redis_a.log", b"partial", day=day), downloaded_at="2025-01-05T13:00:00+00:00"
+    )
+    async with archive.open_part(day, PurePosixPath(partial.path)) as part:
+        await part.write(b"partial")
+        await part.commit()
+    await writer.record(day, partial)
+    assert archived_keys(archive.root) == set()
+    async with archive.open_part(day, PurePosixPath(partial.path)) as part:
+        await part.write(b"complete")
+        await part.commit()
+    complete = replace(
+        entry("p/x/g/redis_a.log", b"complete", day=day), downloaded_at="2025-01-06T02:00:00+00:00"
+    )
+    await writer.record(day, complete)
+    assert {k.day.isoformat() for k in archived_keys(archive.root)} == {day}
