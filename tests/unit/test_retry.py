@@ -1,0 +1,84 @@
+"""Retry budgets and pacing: transient errors back off, 429 waits as told, the rest fails fast."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from harvester.errors import ApiError, TransportError
+from harvester.retry import RateLimiter, RetryEvent, RetryPolicy, call_with_retry
+
+FAST = RetryPolicy(
+    attempts=3, throttle_attempts=3, timeout=30.0, wait_initial=0.01, wait_max=0.02, wait_jitter=0.0
+)
+
+
+class Flaky:
+    """Fails with the given exceptions in order, then answers."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "ok"
+
+
+async def test_transient_errors_are_retried_until_success() -> None:
+    """A 500 and a reset connection do not fail the request when a later try works."""
+    events: list[RetryEvent] = []
+    fn = Flaky(ApiError(500, "DCS.5000"), TransportError("reset"))
+    assert await call_with_retry(fn, what="list", policy=FAST, on_retry=events.append) == "ok"
+    assert fn.calls == 3
+    assert [e.kind for e in events] == ["error", "error"]
+
+
+async def test_error_budget_is_finite() -> None:
+    """After `attempts` transient failures the last error reaches the caller."""
+    fn = Flaky(*(ApiError(503) for _ in range(10)))
+    with pytest.raises(ApiError):
+        await call_with_retry(fn, what="list", policy=FAST)
+    assert fn.calls == FAST.attempts
+
+
+async def test_client_errors_are_not_retried() -> None:
+    """A 404 cannot get better by asking again."""
+    fn = Flaky(ApiError(404, "DCS.4001"))
+    with pytest.raises(ApiError):
+        await call_with_retry(fn, what="link", policy=FAST)
+    assert fn.calls == 1
+
+
+async def test_retry_after_is_honoured_on_its_own_budget() -> None:
+    """A 429 waits Retry-After seconds and does not consume the error budget."""
+    policy = RetryPolicy(attempts=1, throttle_attempts=3, timeout=30.0, wait_initial=0.01, wait_jitter=0.0)
+    events: list[RetryEvent] = []
+    fn = Flaky(ApiError(429, "APIG.0308", retry_after=0.3), ApiError(429, "APIG.0308", retry_after=0.3))
+    start = time.monotonic()
+    assert await call_with_retry(fn, what="link", policy=policy, on_retry=events.append) == "ok"
+    assert time.monotonic() - start >= 0.55
+    assert [(e.kind, e.wait) for e in events] == [("throttled", 0.3), ("throttled", 0.3)]
+
+
+async def test_throttling_pauses_the_whole_project() -> None:
+    """After a 429, other requests through the same limiter also wait out Retry-After."""
+    limiter = RateLimiter(1000.0)
+    fn = Flaky(ApiError(429, retry_after=0.3))
+    await call_with_retry(fn, what="a", policy=FAST, limiter=limiter)
+    limiter.pause(0.3)
+    start = time.monotonic()
+    await limiter.acquire()
+    assert time.monotonic() - start >= 0.25
+
+
+async def test_rate_limiter_paces_requests() -> None:
+    """At 20 requests per second, 11 requests after the burst take about half a second."""
+    limiter = RateLimiter(20.0, burst=1.0)
+    start = time.monotonic()
+    for _ in range(11):
+        await limiter.acquire()
+    assert time.monotonic() - start >= 0.45
