@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import anyio
 import structlog
 
 from harvester import plan
@@ -27,7 +26,7 @@ from harvester.harvest import Destination, Engine, file_result, to_logfile
 from harvester.manifest import ManifestEntry
 from harvester.models import LogFile, Outcome, Replica, RunSummary, Target
 from harvester.report import render_text, summary_dict
-from harvester.session import guarded, new_run_id, open_engine, prepare
+from harvester.session import execute, new_run_id, prepare
 from harvester.storage import Archive, write_bytes_atomic
 
 log = structlog.get_logger("harvester")
@@ -162,26 +161,8 @@ class Incident:
         async with engine.archive.open_part(self.bundle, relpath) as part:
             await part.write(data)
             archived = await part.commit()
-        now = engine.now()
-        entry = ManifestEntry(
-            path=archived.relpath,
-            size=archived.size,
-            sha256=archived.sha256,
-            project=target.project,
-            project_id=target.project_id,
-            region=target.region,
-            instance_id=target.instance_id,
-            instance_name=target.instance_name,
-            group_name="",
-            replication_ip="",
-            replication_id=None,
-            log_id="",
-            log_date=now.date().isoformat(),
-            file_name=relpath.name,
-            downloaded_at=now.isoformat(),
-            link_expires_at="",
-            attempts=1,
-            run_id=engine.summary.run_id,
+        entry = ManifestEntry.for_metadata(
+            target, archived, run_id=engine.summary.run_id, written_at=engine.now()
         )
         await engine.manifest.record(self.bundle, entry)
 
@@ -223,28 +204,12 @@ def run_incident(args: argparse.Namespace, since: datetime | None, until: dateti
     )
     if since is not None and until is not None and since >= until:
         raise UsageError("--since must be before --until")
-    box: dict[str, Any] = {"summary": RunSummary(run_id=run_id, started_at=started)}
 
-    async def main() -> None:
-        async def body() -> None:
-            async with open_engine(
-                settings,
-                run_id,
-                progress=not args.no_progress,
-                lock_name=None,
-                lock_timeout=args.lock_timeout,
-            ) as engine:
-                box["summary"] = engine.summary
-                box["root"] = engine.archive.root
-                await Incident(engine, options, bundle).run()
+    async def work(engine: Engine) -> None:
+        await Incident(engine, options, bundle).run()
 
-        await guarded(lambda: box["summary"], body)
-
-    with structlog.contextvars.bound_contextvars(run_id=run_id):
-        anyio.run(main)
-    summary: RunSummary = box["summary"]
-    summary.finished_at = datetime.now(UTC)
-    root = Path(box.get("root", settings.archive.root))
+    summary = execute(settings, args, run_id, lock_name=None, work=work)
+    root = settings.archive.root
     bundle_dir = root / bundle
     data = summary_dict(summary)
     data["bundle"] = str(bundle_dir)

@@ -38,7 +38,7 @@ import anyio
 import anyio.to_thread
 
 from harvester.errors import StorageError
-from harvester.models import ArchivedFile, ArchiveKey, LogFile, SignedLink
+from harvester.models import ArchivedFile, ArchiveKey, LogFile, SignedLink, Target
 from harvester.storage import Archive
 
 __all__ = [
@@ -96,6 +96,32 @@ class ManifestEntry:
     link_expires_at: str  # ISO 8601, UTC
     attempts: int
     run_id: str
+
+    @classmethod
+    def for_metadata(
+        cls, target: Target, archived: ArchivedFile, *, run_id: str, written_at: datetime
+    ) -> ManifestEntry:
+        """An entry for a file we wrote ourselves (instance.json, slowlog.jsonl): no log, no link."""
+        return cls(
+            path=archived.relpath,
+            size=archived.size,
+            sha256=archived.sha256,
+            project=target.project,
+            project_id=target.project_id,
+            region=target.region,
+            instance_id=target.instance_id,
+            instance_name=target.instance_name,
+            group_name="",
+            replication_ip="",
+            replication_id=None,
+            log_id="",
+            log_date=written_at.date().isoformat(),
+            file_name=PurePosixPath(archived.relpath).name,
+            downloaded_at=written_at.isoformat(),
+            link_expires_at="",
+            attempts=1,
+            run_id=run_id,
+        )
 
     @classmethod
     def for_file(

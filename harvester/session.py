@@ -220,39 +220,55 @@ async def guarded(summary_of: Callable[[], RunSummary], body: Callable[[], Await
         raise usage  # exit 2, reported by cli.main
 
 
-def run_nightly(args: argparse.Namespace) -> int:
-    settings = prepare(args)
-    shard = plan.parse_shard(args.shard) if args.shard else None
-    options = NightlyOptions(
-        dry_run=args.dry_run, include_today=args.include_today, only=tuple(args.instance), shard=shard
-    )
-    started = datetime.now(UTC)
-    run_id = new_run_id(started)
-    lock_name = None if args.dry_run else ("run" if shard is None else f"run-shard-{shard[0]}-of-{shard[1]}")
-    box: dict[str, RunSummary] = {"summary": RunSummary(run_id=run_id, started_at=started)}
-    lines: list[str] = []
+def execute(
+    settings: Settings,
+    args: argparse.Namespace,
+    run_id: str,
+    *,
+    lock_name: str | None,
+    work: Callable[[Engine], Awaitable[None]],
+) -> RunSummary:
+    """Open the engine, run ``work`` under signal handling, and return the finished summary."""
+    box = {"summary": RunSummary(run_id=run_id, started_at=datetime.now(UTC))}
+
+    async def body() -> None:
+        async with open_engine(
+            settings,
+            run_id,
+            progress=not args.no_progress,
+            lock_name=lock_name,
+            lock_timeout=args.lock_timeout,
+        ) as engine:
+            box["summary"] = engine.summary
+            await work(engine)
 
     async def main() -> None:
-        async def body() -> None:
-            async with open_engine(
-                settings,
-                run_id,
-                progress=not args.no_progress,
-                lock_name=lock_name,
-                lock_timeout=args.lock_timeout,
-            ) as engine:
-                box["summary"] = engine.summary
-                nightly = Nightly(engine, options)
-                await nightly.run()
-                if args.dry_run:
-                    lines.extend(dry_run_text(nightly))
-
         await guarded(lambda: box["summary"], body)
 
     with structlog.contextvars.bound_contextvars(run_id=run_id):
         anyio.run(main)
     summary = box["summary"]
     summary.finished_at = datetime.now(UTC)
+    return summary
+
+
+def run_nightly(args: argparse.Namespace) -> int:
+    settings = prepare(args)
+    shard = plan.parse_shard(args.shard) if args.shard else None
+    options = NightlyOptions(
+        dry_run=args.dry_run, include_today=args.include_today, only=tuple(args.instance), shard=shard
+    )
+    run_id = new_run_id(datetime.now(UTC))
+    lock_name = None if args.dry_run else ("run" if shard is None else f"run-shard-{shard[0]}-of-{shard[1]}")
+    lines: list[str] = []
+
+    async def work(engine: Engine) -> None:
+        nightly = Nightly(engine, options)
+        await nightly.run()
+        if args.dry_run:
+            lines.extend(dry_run_text(nightly))
+
+    summary = execute(settings, args, run_id, lock_name=lock_name, work=work)
     if args.dry_run:
         print("\n".join(lines) if lines else "nothing to do")
         if summary.fatal:
