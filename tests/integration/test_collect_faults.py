@@ -1,0 +1,43 @@
+"""``harvester collect`` over a flaky cloud: retries make the bundle complete all the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harvester.emulator import Emulator
+from harvester.manifest import verify
+from tests.collect_helpers import (
+    BUNDLE_METADATA,
+    bundle_files,
+    collect_in_process,
+    expected_logs,
+    instance_folder,
+    log_files,
+    projects_of,
+    sha_list,
+    write_config,
+)
+
+
+async def test_flaky_links_still_give_a_complete_bundle(tmp_path: Path, emulator: Emulator) -> None:
+    """With 20% HTTP 500 and 10% 429 (Retry-After 1) on the link call, every log still lands (exit 0)."""
+    links = emulator.faults.links
+    links.error_500_rate = 0.2
+    links.throttle_rate = 0.1
+    links.retry_after = 1
+    chosen = [i for i in emulator.fleet.instances if i.collectable]
+    assert {i.cache_mode for i in chosen} >= {"single", "ha", "cluster"}
+    config = write_config(tmp_path / "harvester.yaml", tmp_path / "archive", projects_of(emulator))
+
+    run = await collect_in_process(config, [i.name for i in chosen])
+
+    assert run.exit_code == 0, run.summary
+    today = emulator.clock.today().isoformat()
+    for inst in chosen:
+        assert log_files(instance_folder(run.bundle, "emulated", inst)) == expected_logs(inst, [today])
+    injected = emulator.counters.faults["error_500"] + emulator.counters.faults["throttle_429"]
+    assert emulator.counters.faults["error_500"] > 0
+    assert emulator.counters.faults["throttle_429"] > 0
+    assert run.summary.retries >= injected
+    assert set(sha_list(run.bundle)) == bundle_files(run.bundle) - BUNDLE_METADATA
+    assert verify(run.root).clean
