@@ -1,0 +1,59 @@
+"""``harvester collect`` end to end in this process (embedded emulator): one bundle per collection."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from harvester import incident
+from harvester.cli import main
+from harvester.emulator import FleetConfig, build_fleet
+from tests.collect_helpers import bundle_files, sha_list
+
+FROZEN = datetime.now(UTC).replace(microsecond=0)
+
+
+class _FrozenDatetime(datetime):
+    """``datetime`` whose ``now()`` is always the same second: two runs start "at once"."""
+
+    @classmethod
+    def now(cls, tz: object = None) -> _FrozenDatetime:
+        return cls.fromtimestamp(FROZEN.timestamp(), UTC)
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "harvester.yaml"
+    path.write_text(
+        "archive: {root: " + json.dumps(str(tmp_path / "archive")) + "}\n"
+        "emulator: {instances: 12, seed: 1, collect_delay: 0.05, log_size: 4096}\n"
+        "collect: {poll_interval: 0.05, wait_timeout: 20}\n"
+        "limits: {requests_per_second: 500}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_two_collections_in_the_same_second_get_separate_bundles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two collections with the same label started within one second never write into one bundle."""
+    monkeypatch.setattr(incident, "datetime", _FrozenDatetime)
+    config = _config(tmp_path)
+    ha, single = (
+        next(i for i in build_fleet(FleetConfig(instances=12, seed=1)).instances if i.cache_mode == mode)
+        for mode in ("ha", "single")
+    )
+    bundles: list[Path] = []
+    contents: list[set[str]] = []
+    for inst in (ha, single):
+        code = main(["collect", "--config", str(config), "--no-progress", "--instance", inst.name])
+        assert code in (0, 1)
+        bundles.append(Path(capsys.readouterr().out.strip().splitlines()[-1]))
+        contents.append(bundle_files(bundles[-1]))
+
+    assert bundles[0] != bundles[1]
+    assert bundle_files(bundles[0]) == contents[0]
+    assert not any(single.name in p for p in sha_list(bundles[0]))
