@@ -316,3 +316,18 @@ async def test_only_unusable_instances_is_exit_3(cloud: Cloud) -> None:
 
     assert not_running.name in result.stdout
     assert result.returncode == 3
+
+
+async def test_refused_credentials_are_exit_3(cloud: Cloud) -> None:
+    """Credentials the cloud refuses stop the collection with exit 3 and say so on stderr."""
+    env = {**cloud.env, "OS_SECRET_KEY": "WRONG" + cloud.info["secret_key"][5:]}
+    ha = cloud.pick("ha")
+
+    result = await run_cli(
+        "collect", "--config", str(cloud.config), "--instance", ha.name, env=env, cwd=cloud.workdir
+    )
+
+    assert result.returncode == 3
+    assert "harvester: error: authentication refused" in result.stderr
+    assert "WRONG" not in result.stderr + result.stdout
+    await _nothing_collected(cloud.info, [ha])
