@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import stamina
+import structlog
 
 from harvester import incident
 from harvester.cli import main
@@ -24,6 +27,16 @@ class _FrozenDatetime(datetime):
         return cls.fromtimestamp(FROZEN.timestamp(), UTC)
 
 
+@pytest.fixture
+def _restore_logging() -> Iterator[None]:
+    """``cli.main`` binds structlog to pytest's captured stderr; later tests must not write to it."""
+    saved = structlog.get_config()
+    hooks = stamina.instrumentation.get_on_retry_hooks()
+    yield
+    structlog.configure(**saved)
+    stamina.instrumentation.set_on_retry_hooks(hooks)
+
+
 def _config(tmp_path: Path) -> Path:
     path = tmp_path / "harvester.yaml"
     path.write_text(
@@ -36,6 +49,7 @@ def _config(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.usefixtures("_restore_logging")
 def test_two_collections_in_the_same_second_get_separate_bundles(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
