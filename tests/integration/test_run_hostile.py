@@ -108,7 +108,7 @@ async def test_hostile_file_names_that_sanitize_alike_are_all_archived(
 async def test_links_to_other_hosts_are_refused_reported_and_never_fetched(
     emulator_factory: EmulatorFactory, tmp_path: Path
 ) -> None:
-    """Every link points at a host not in allowed_hosts: each file fails with that reason, exit 1, no fetch."""
+    """Links to a host not in allowed_hosts: each such file fails with that reason, exit 1, no fetch."""
     emu = await emulator_factory(instances=3, seed=9, healthy=True)
     evil = await emulator_factory(instances=1, seed=9)  # same OBS keys: a fetch there would succeed
     settings = settings_for(emu, tmp_path)
