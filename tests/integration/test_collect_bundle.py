@@ -37,8 +37,7 @@ def _config(tmp_path: Path, emu: Emulator) -> Path:
 async def test_one_bundle_holds_single_ha_and_cluster(
     tmp_path: Path, emulator: Emulator, emulator_api: EmulatorApi
 ) -> None:
-    """Each instance gets instance.json and groups.json as the API returned them, a slow log and
-    today's log of every replica (all shards of a cluster)."""
+    """Each instance gets its API instance.json/groups.json, a slow log and every replica's log of today."""
     chosen = [_pick(emulator, m) for m in ("single", "ha", "cluster")]
     run = await collect_in_process(_config(tmp_path, emulator), [i.name for i in chosen])
 
