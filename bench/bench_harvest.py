@@ -1,0 +1,577 @@
+"""Makespan of one full nightly harvest against the emulator, next to its lower bounds.
+
+The emulator runs as a separate process (``bench/emulator_proc.py``) with a fixed latency added
+to every DCS API call; the harvester runs in this process exactly as ``harvester run`` would
+(``open_engine`` + ``Nightly``), so ``ru_maxrss`` of this process is the harvester's peak RSS.
+
+    python bench/bench_harvest.py                      # 200 instances, 50 ms, 32 API slots
+    python bench/bench_harvest.py --instances 800 --latency-ms 20 --api-concurrency 64
+    python bench/bench_harvest.py --log-size 67108864 --days 1 --json
+
+Bounds printed (L = latency, C = api_concurrency):
+
+- throughput bound: API calls the harvester made x L / C (the issue's "ideal");
+- necessary-calls bound: the same with only the calls a run cannot avoid (one listing page,
+  one shard listing per clustered/HA instance, one run-log listing before and one after the
+  collection, one collect per replica, one link per file);
+- critical path: one instance's dependent chain, list instances -> list shards -> list run logs
+  -> collect -> collect_delay -> list run logs -> link -> download;
+- lower bound: the larger of the critical path and L + (necessary calls - 1) x L / C.
+
+``--json`` prints one JSON object instead of the table (``bench_memory.py`` uses it).
+Never run by the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import math
+import os
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import structlog
+
+from harvester import log as logsetup
+from harvester.config import Settings, load_config
+from harvester.harvest import Engine
+from harvester.models import Outcome
+from harvester.nightly import Nightly, NightlyOptions
+from harvester.session import open_engine, register_secrets
+
+HERE = Path(__file__).resolve().parent
+EMULATOR_SCRIPT = HERE / "emulator_proc.py"
+MIB = 1024 * 1024
+EMULATOR_GEN_BYTES_PER_S = 65e6  # one core of the emulator's log generator (its README)
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--instances", type=int, default=200)
+    p.add_argument("--latency-ms", type=float, default=50.0, help="added to every DCS API call")
+    p.add_argument("--obs-latency-ms", type=float, default=0.0, help="added to every download request")
+    p.add_argument("--api-concurrency", type=int, default=32)
+    p.add_argument("--download-concurrency", type=int, default=32)
+    p.add_argument("--per-instance-concurrency", type=int, default=4)
+    p.add_argument("--requests-per-second", type=float, default=1e6, help="high: not the bottleneck")
+    p.add_argument("--log-size", type=int, default=16 * 1024, help="bytes of a full day's log")
+    p.add_argument("--size-jitter", type=float, default=0.25, help="emulator's log_size_jitter")
+    p.add_argument("--collect-delay", type=float, default=1.0, help="seconds until collected logs appear")
+    p.add_argument("--poll-interval", type=float, default=0.25, help="collect.poll_interval")
+    p.add_argument("--wait-timeout", type=float, default=120.0, help="collect.wait_timeout")
+    p.add_argument("--days", type=int, choices=(0, 1, 3, 7), default=None, help="collect.days (default auto)")
+    p.add_argument("--chunk-size", type=int, default=1024 * 1024, help="download.chunk_size")
+    p.add_argument("--quiet-rate", type=float, default=0.1, help="emulator: share of quiet (replica, day)")
+    p.add_argument("--mode", default=None, help="emulator: force one cache mode (single, ha, cluster...)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--log-level", default="info", help="harvester log level (JSON to /dev/null)")
+    p.add_argument(
+        "--emulator-process",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the emulator as a separate process (default); --no-emulator-process shares this one",
+    )
+    p.add_argument("--profile", type=Path, help="write a pyinstrument HTML profile of the harvest here")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (archive, config)")
+    return p.parse_args(argv)
+
+
+# --------------------------------------------------------------------------- emulator
+
+
+@dataclass(slots=True)
+class EmulatorHandle:
+    ready: dict[str, Any]
+    counters: Callable[[], dict[str, Any]]
+
+
+def emulator_argv(args: argparse.Namespace, ready: Path, counters: Path) -> list[str]:
+    argv = [
+        sys.executable,
+        str(EMULATOR_SCRIPT),
+        f"--ready-file={ready}",
+        f"--counters-file={counters}",
+        f"--instances={args.instances}",
+        f"--seed={args.seed}",
+        f"--log-size={args.log_size}",
+        f"--size-jitter={args.size_jitter}",
+        f"--collect-delay={args.collect_delay}",
+        f"--latency-ms={args.latency_ms}",
+        f"--obs-latency-ms={args.obs_latency_ms}",
+        f"--quiet-rate={args.quiet_rate}",
+    ]
+    if args.mode:
+        argv.append(f"--mode={args.mode}")
+    return argv
+
+
+@contextlib.contextmanager
+def emulator_process(args: argparse.Namespace, work: Path) -> Iterator[EmulatorHandle]:
+    ready, counters = work / "ready.json", work / "counters.json"
+    proc = subprocess.Popen(emulator_argv(args, ready, counters), stdin=subprocess.DEVNULL)
+    box: dict[str, dict[str, Any]] = {}
+
+    def stop() -> dict[str, Any]:
+        if "counters" not in box:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            box["counters"] = {
+                **json.loads(counters.read_text()),
+                "cpu_s": children.ru_utime + children.ru_stime,
+            }
+        return box["counters"]
+
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            if proc.poll() is not None:
+                raise RuntimeError(f"emulator exited with {proc.returncode} before it was ready")
+            if time.monotonic() > deadline:
+                raise RuntimeError("emulator not ready within 60 s")
+            time.sleep(0.05)
+        yield EmulatorHandle(json.loads(ready.read_text()), stop)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def emulator_in_process(args: argparse.Namespace) -> AsyncIterator[EmulatorHandle]:
+    sys.path.insert(0, str(HERE))
+    emulator_proc = importlib.import_module("emulator_proc")
+    from harvester.emulator import Emulator  # noqa: PLC0415 - only in this mode
+
+    eargs = emulator_proc.parse_args(emulator_argv(args, Path("-"), Path("-"))[2:])
+    async with Emulator(emulator_proc.build_config(eargs)) as emu:
+        shape = emulator_proc.fleet_shape(emu)
+        yield EmulatorHandle(
+            {**emu.ready_info(), "fleet": shape}, lambda: {**emu.counters.snapshot(), "fleet": shape}
+        )
+
+
+# --------------------------------------------------------------------------- config
+
+
+def write_config(args: argparse.Namespace, work: Path, ready: dict[str, Any]) -> Path:
+    """A harvester config aimed at the emulator, as an operator would write it."""
+    days = "null" if args.days is None else str(args.days)
+    text = f"""\
+archive:
+  root: {work / "archive"}
+auth:
+  method: aksk
+  access_key_env: OS_ACCESS_KEY
+  secret_key_env: OS_SECRET_KEY
+projects:
+  - name: bench
+    region: eu-de
+    project_id: {ready["project_id"]}
+    endpoints:
+      dcs: {ready["dcs_endpoint"]}
+      iam: {ready["iam_endpoint"]}
+limits:
+  api_concurrency: {args.api_concurrency}
+  per_instance_concurrency: {args.per_instance_concurrency}
+  download_concurrency: {args.download_concurrency}
+  requests_per_second: {float(args.requests_per_second)!r}
+collect:
+  days: {days}
+  poll_interval: {float(args.poll_interval)!r}
+  wait_timeout: {float(args.wait_timeout)!r}
+download:
+  allowed_hosts: ["127.0.0.1"]
+  chunk_size: {args.chunk_size}
+"""
+    path = work / "harvester.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- instrumentation
+
+
+def _kind(what: str) -> str:
+    for prefix, kind in (
+        ("list instances", "list_instances"),
+        ("show instance", "show_instance"),
+        ("list shards", "list_groups"),
+        ("collect run logs", "collect"),
+        ("list run logs", "list_runlogs"),
+        ("get download link", "link"),
+    ):
+        if what.startswith(prefix):
+            return kind
+    return "other"
+
+
+@dataclass(slots=True)
+class Trace:
+    """What the harvester did, seen from just above the transport, on one monotonic clock."""
+
+    t0: float = 0.0
+    calls: list[tuple[str, float, float]] = field(default_factory=list)  # kind, start, end
+    waits: list[tuple[float, float]] = field(default_factory=list)  # wait_for_collection
+    fetches: list[tuple[float, float, int]] = field(default_factory=list)  # fetch_all, files
+    archived_at: list[float] = field(default_factory=list)
+    events: Counter[str] = field(default_factory=Counter)
+
+    def now(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def processor(self, _: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        """A structlog processor: counts events and timestamps archived files."""
+        event = str(event_dict.get("event", ""))
+        self.events[event] += 1
+        if event == "harvest.file_archived":
+            self.archived_at.append(self.now())
+        return event_dict
+
+
+def instrument(engine: Engine, trace: Trace) -> None:
+    """Wrap (on this engine's objects only) the calls whose timing explains the makespan."""
+    transport = engine.transport
+    request_json = transport.request_json
+
+    async def timed_request(*a: Any, **kw: Any) -> tuple[int, Any]:
+        start = trace.now()
+        try:
+            return await request_json(*a, **kw)
+        finally:
+            trace.calls.append((_kind(str(kw.get("what", ""))), start, trace.now()))
+
+    setattr(transport, "request_json", timed_request)  # noqa: B010 - bypass the method type
+
+    wait = engine.wait_for_collection
+
+    async def timed_wait(*a: Any, **kw: Any) -> Any:
+        start = trace.now()
+        try:
+            return await wait(*a, **kw)
+        finally:
+            trace.waits.append((start, trace.now()))
+
+    setattr(engine, "wait_for_collection", timed_wait)  # noqa: B010
+
+    fetch_all = engine.fetch_all
+
+    async def timed_fetch_all(work: Any) -> None:
+        items = list(work)
+        start = trace.now()
+        try:
+            await fetch_all(items)
+        finally:
+            trace.fetches.append((start, trace.now(), len(items)))
+
+    setattr(engine, "fetch_all", timed_fetch_all)  # noqa: B010
+
+
+def configure_logging(level: str, trace: Trace) -> Any:
+    """The harvester's own JSON logging, rendered to /dev/null, with the trace processor in front."""
+    devnull = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
+    logsetup.configure("json", level, stream=devnull)
+    processors = list(structlog.get_config()["processors"])
+    structlog.configure(processors=[trace.processor, *processors])
+    return devnull
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    makespan: float
+    engine_open: float
+    files_archived: int
+    files_failed: int
+    bytes_archived: int
+    instances_failed: int
+    retries: int
+    rss_before_kib: int
+    rss_peak_kib: int
+    cpu_s: float  # user + system time of this process during the run
+    cpu_sys_s: float
+
+
+def _vm_rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def harvest(settings: Settings, trace: Trace) -> RunOutcome:
+    rss_before = _vm_rss_kib()
+    cpu_before = _cpu_seconds()
+    sys_before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+    trace.t0 = time.perf_counter()
+    async with open_engine(
+        settings, "bench-run", progress=False, lock_name="run", lock_timeout=10.0
+    ) as engine:
+        engine_open = trace.now()
+        instrument(engine, trace)
+        summary = await Nightly(engine, NightlyOptions()).run()
+    makespan = trace.now()
+    archived = [f for f in summary.files if f.outcome is Outcome.ARCHIVED]
+    return RunOutcome(
+        makespan=makespan,
+        engine_open=engine_open,
+        files_archived=len(archived),
+        files_failed=sum(1 for f in summary.files if f.outcome in (Outcome.FAILED, Outcome.CANCELLED)),
+        bytes_archived=sum(f.size for f in archived),
+        instances_failed=sum(1 for i in summary.instances if not i.skipped),
+        retries=summary.retries,
+        rss_before_kib=rss_before,
+        rss_peak_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        cpu_s=_cpu_seconds() - cpu_before,
+        cpu_sys_s=resource.getrusage(resource.RUSAGE_SELF).ru_stime - sys_before,
+    )
+
+
+async def _profiled(body: Callable[[], Awaitable[RunOutcome]], out: Path | None) -> RunOutcome:
+    if out is None:
+        return await body()
+    pyinstrument = importlib.import_module("pyinstrument")  # optional: pip install pyinstrument
+    profiler = pyinstrument.Profiler(async_mode="enabled")
+    profiler.start()
+    try:
+        return await body()
+    finally:
+        profiler.stop()
+        await anyio.Path(out).write_text(profiler.output_html(), encoding="utf-8")
+        print(profiler.output_text(unicode=False, color=False, show_all=False), file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="bench-harvest-"))
+    trace = Trace()
+    devnull = configure_logging(args.log_level, trace)
+    try:
+
+        async def with_emulator(handle: EmulatorHandle) -> tuple[RunOutcome, dict[str, Any]]:
+            path = write_config(args, work, handle.ready)
+            env = {
+                **os.environ,
+                "OS_ACCESS_KEY": handle.ready["access_key"],
+                "OS_SECRET_KEY": handle.ready["secret_key"],
+            }
+            settings = load_config(path, env)
+            register_secrets(settings)
+            outcome = await _profiled(lambda: harvest(settings, trace), args.profile)
+            return outcome, handle.counters()
+
+        if args.emulator_process:
+            with emulator_process(args, work) as handle:
+                outcome, counters = anyio.run(with_emulator, handle)
+        else:
+
+            async def in_process() -> tuple[RunOutcome, dict[str, Any]]:
+                async with emulator_in_process(args) as handle:
+                    return await with_emulator(handle)
+
+            outcome, counters = anyio.run(in_process)
+        return report_data(args, outcome, counters, trace)
+    finally:
+        devnull.close()
+        if args.keep:
+            print(f"work directory kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0, "mean": 0.0, "p50": 0.0, "max": 0.0}
+    return {
+        "n": len(values),
+        "mean": statistics.fmean(values),
+        "p50": statistics.median(values),
+        "max": max(values),
+    }
+
+
+def report_data(
+    args: argparse.Namespace, out: RunOutcome, counters: dict[str, Any], trace: Trace
+) -> dict[str, Any]:
+    lat = args.latency_ms / 1000
+    conc = args.api_concurrency
+    requests: dict[str, int] = counters["requests"]
+    fleet: dict[str, Any] = counters["fleet"]
+    api_calls = requests.get("dcs", 0) + requests.get("links", 0) + requests.get("iam", 0)
+    by_kind = Counter(kind for kind, _, _ in trace.calls)
+
+    instances = int(fleet["instances"])
+    sharded = instances - int(fleet["modes"].get("single", 0))
+    necessary = (
+        math.ceil(max(instances, 1) / 1000)
+        + sharded
+        + 2 * instances
+        + int(counters["collections"])
+        + out.files_archived
+    )
+    throughput_bound = api_calls * lat / conc
+    necessary_bound = necessary * lat / conc
+    chain_calls = 5 + (1 if sharded else 0)  # list inst, [shards], list, collect, list, link
+    critical_path = chain_calls * lat + args.collect_delay + args.obs_latency_ms / 1000
+    lower_bound = max(critical_path, lat + max(necessary - 1, 0) * lat / conc)
+
+    busy = sum(end - start for _, start, end in trace.calls)
+    first = {k: min((s for kk, s, _ in trace.calls if kk == k), default=0.0) for k in by_kind}
+    last = {k: max((e for kk, _, e in trace.calls if kk == k), default=0.0) for k in by_kind}
+    durations = [end - start for _, start, end in trace.calls]
+    return {
+        "params": {
+            "instances": args.instances,
+            "latency_ms": args.latency_ms,
+            "obs_latency_ms": args.obs_latency_ms,
+            "api_concurrency": conc,
+            "download_concurrency": args.download_concurrency,
+            "per_instance_concurrency": args.per_instance_concurrency,
+            "log_size": args.log_size,
+            "collect_delay": args.collect_delay,
+            "poll_interval": args.poll_interval,
+            "days": args.days,
+            "emulator_process": args.emulator_process,
+        },
+        "run": asdict(out),
+        "fleet": fleet,
+        "api_calls": api_calls,
+        "api_calls_by_kind": dict(sorted(by_kind.items())),
+        "necessary_calls": necessary,
+        "downloads": requests.get("obs", 0),
+        "collections": counters["collections"],
+        "links_issued": counters["links_issued"],
+        "bytes_served": counters["bytes_served"],
+        "throughput_bound": throughput_bound,
+        "necessary_bound": necessary_bound,
+        "critical_path": critical_path,
+        "lower_bound": lower_bound,
+        "ratio_throughput": out.makespan / throughput_bound if throughput_bound else math.inf,
+        "ratio_lower_bound": out.makespan / lower_bound if lower_bound else math.inf,
+        "files_per_s": out.files_archived / out.makespan,
+        "mb_per_s": out.bytes_archived / MIB / out.makespan,
+        "emulator_generation_s": counters["bytes_served"] / EMULATOR_GEN_BYTES_PER_S,
+        "emulator_cpu_s": counters.get("cpu_s"),
+        "mean_api_in_flight": busy / out.makespan,
+        "api_call_seconds": _stats(durations),
+        "first_call_at": first,
+        "last_call_at": last,
+        "collect_wait_s": _stats([e - s for s, e in trace.waits]),
+        "fetch_phase_s": _stats([e - s for s, e, _ in trace.fetches]),
+        "last_file_at": max(trace.archived_at, default=0.0),
+        "events": dict(trace.events.most_common(8)),
+    }
+
+
+def print_report(d: dict[str, Any]) -> None:
+    p, r = d["params"], d["run"]
+    emu = "separate process" if p["emulator_process"] else "in this process (RSS includes it)"
+    print(
+        f"nightly harvest: {p['instances']} instances, {p['latency_ms']:g} ms per API call, "
+        f"api_concurrency {p['api_concurrency']}, download_concurrency {p['download_concurrency']}, "
+        f"log size {p['log_size']} B, collect_delay {p['collect_delay']:g} s, "
+        f"poll {p['poll_interval']:g} s; emulator {emu}"
+    )
+    f = d["fleet"]
+    print(f"fleet: {f['instances']} instances, {f['replicas']} replicas, modes {f['modes']}")
+    print()
+    rows = [
+        ("makespan", f"{r['makespan']:.2f} s (engine ready after {r['engine_open']:.2f} s)"),
+        ("API calls", f"{d['api_calls']} ({_kinds(d['api_calls_by_kind'])})"),
+        ("  necessary calls", f"{d['necessary_calls']}"),
+        ("throughput bound", f"{d['throughput_bound']:.2f} s  (API calls x L / C)"),
+        ("necessary-calls bound", f"{d['necessary_bound']:.2f} s"),
+        ("critical path", f"{d['critical_path']:.2f} s"),
+        ("lower bound", f"{d['lower_bound']:.2f} s"),
+        ("ratio makespan/throughput", f"{d['ratio_throughput']:.2f}"),
+        ("ratio makespan/lower bound", f"{d['ratio_lower_bound']:.2f}"),
+        ("files archived", f"{r['files_archived']} ({r['files_failed']} failed, retries {r['retries']})"),
+        ("files/s", f"{d['files_per_s']:.1f}"),
+        ("MB/s", f"{d['mb_per_s']:.2f} MiB/s ({r['bytes_archived'] / MIB:.1f} MiB)"),
+        (
+            "peak RSS (harvester)",
+            f"{r['rss_peak_kib'] / 1024:.1f} MiB (before the run {r['rss_before_kib'] / 1024:.1f} MiB)",
+        ),
+        (
+            "harvester CPU",
+            f"{r['cpu_s']:.2f} s ({100 * r['cpu_s'] / r['makespan']:.0f}% of one core; "
+            f"system {r['cpu_sys_s']:.2f} s; {1000 * r['cpu_s'] / max(r['files_archived'], 1):.2f} ms/file)",
+        ),
+        ("", ""),
+        ("mean API calls in flight", f"{d['mean_api_in_flight']:.1f} of {p['api_concurrency']}"),
+        ("API call duration", _fmt_stats(d["api_call_seconds"])),
+        ("collect wait per instance", _fmt_stats(d["collect_wait_s"])),
+        ("fetch phase per instance", _fmt_stats(d["fetch_phase_s"])),
+        ("emulator log generation", f"~{d['emulator_generation_s']:.2f} s of one core"),
+        ("emulator CPU", _cpu(d["emulator_cpu_s"], r["makespan"])),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}" if key else "")
+    print(
+        "timeline (s): "
+        + ", ".join(
+            f"{k} {d['first_call_at'][k]:.2f}-{d['last_call_at'][k]:.2f}" for k in sorted(d["first_call_at"])
+        )
+        + f", last file {d['last_file_at']:.2f}"
+    )
+
+
+def _cpu(seconds: float | None, makespan: float) -> str:
+    if seconds is None:
+        return "(in this process)"
+    return f"{seconds:.2f} s ({100 * seconds / makespan:.0f}% of one core; includes its start-up)"
+
+
+def _kinds(by_kind: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in by_kind.items())
+
+
+def _fmt_stats(s: dict[str, float]) -> str:
+    return f"n={s['n']:g} mean {s['mean']:.3f} s, p50 {s['p50']:.3f} s, max {s['max']:.3f} s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    data = run(args)
+    if args.json:
+        print(json.dumps(data))
+    else:
+        print_report(data)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
