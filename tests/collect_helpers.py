@@ -16,14 +16,15 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from harvester.config import load_config
-from harvester.emulator import Emulator, FleetConfig, Instance, build_fleet
+from harvester.emulator import Clock, Counters, Emulator, EmulatorConfig, FleetConfig, Instance, build_fleet
+from harvester.emulator.runlogs import RunlogStore
 from harvester.errors import exit_code
 from harvester.incident import Incident, IncidentOptions, bundle_name
 from harvester.models import RunSummary
@@ -193,6 +194,16 @@ def tree_snapshot(root: Path, *, skip: str = "incidents") -> dict[str, str]:
         for p in root.rglob("*")
         if p.is_file() and p.relative_to(root).parts[0] != skip
     }
+
+
+def logs_every_day(inst: Instance, seed: int, days: Sequence[date]) -> bool:
+    """Whether, with the emulator's default quiet rate, some replica of ``inst`` has a log each day.
+
+    A quiet Redis writes no log some days; an instance all of whose replicas are quiet makes
+    ``collect`` wait for ``wait_timeout`` and fail, so tests against a stock emulator avoid it.
+    """
+    store = RunlogStore(EmulatorConfig(seed=seed), Clock(), Counters())
+    return all(any(not store.is_quiet(r, day) for r in inst.replicas) for day in days)
 
 
 def colliding_seeds(instances: int) -> tuple[int, int, str]:

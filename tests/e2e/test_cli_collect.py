@@ -26,6 +26,7 @@ from tests.collect_helpers import (
     instance_folder,
     listed_runlogs,
     log_files,
+    logs_every_day,
     ready_project,
     run_cli,
     sha256_file,
@@ -54,8 +55,15 @@ class Cloud:
     def env(self) -> dict[str, str]:
         return subprocess_env(credentials_env(self.info["access_key"], self.info["secret_key"]))
 
-    def pick(self, cache_mode: str) -> Instance:
-        return next(i for i in self.fleet if i.cache_mode == cache_mode and i.collectable)
+    def pick(self, cache_mode: str, *, days: int = 0) -> Instance:
+        """A usable instance of that mode that has a log on each of the last ``days`` days and today."""
+        today = datetime.now(UTC).date()
+        wanted = [today - timedelta(days=n) for n in range(days + 1)]
+        return next(
+            i
+            for i in self.fleet
+            if i.cache_mode == cache_mode and i.collectable and logs_every_day(i, SEED, wanted)
+        )
 
     async def collect(self, *args: str) -> CliResult:
         return await run_cli(
@@ -198,7 +206,7 @@ async def test_days_one_leaves_the_nightly_archive_alone(cloud: Cloud) -> None:
     nightly.mkdir(parents=True)
     (nightly / "kept.log").write_bytes(b"archived by the nightly run\n")
     before = tree_snapshot(cloud.root)
-    ha = cloud.pick("ha")
+    ha = cloud.pick("ha", days=1)
 
     result = await cloud.collect("--instance", ha.name, "--days", "1")
 

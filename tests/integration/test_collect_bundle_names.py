@@ -14,7 +14,7 @@ import structlog
 from harvester import incident
 from harvester.cli import main
 from harvester.emulator import FleetConfig, build_fleet
-from tests.collect_helpers import bundle_files, sha_list
+from tests.collect_helpers import bundle_files, logs_every_day, sha_list
 
 FROZEN = datetime.now(UTC).replace(microsecond=0)
 
@@ -56,8 +56,13 @@ def test_two_collections_in_the_same_second_get_separate_bundles(
     """Two collections with the same label started within one second never write into one bundle."""
     monkeypatch.setattr(incident, "datetime", _FrozenDatetime)
     config = _config(tmp_path)
+    today = [datetime.now(UTC).date()]
     ha, single = (
-        next(i for i in build_fleet(FleetConfig(instances=12, seed=1)).instances if i.cache_mode == mode)
+        next(
+            i
+            for i in build_fleet(FleetConfig(instances=12, seed=1)).instances
+            if i.cache_mode == mode and i.collectable and logs_every_day(i, 1, today)
+        )
         for mode in ("ha", "single")
     )
     bundles: list[Path] = []
