@@ -8,6 +8,7 @@ here is the orchestration and the accounting: every file ends in exactly one Fil
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
@@ -182,7 +183,9 @@ class Engine:
 
     # -- resolving ----------------------------------------------------------------------
 
-    async def resolve_targets(self, only: Sequence[str] = (), *, strict: bool = False) -> list[Target]:
+    async def resolve_targets(
+        self, only: Sequence[str] = (), *, strict: bool = False, skip_unusable: bool = True
+    ) -> list[Target]:
         """Every instance the config names or discovers, filtered by ``only`` (names or ids).
 
         With ``strict`` (incident mode), a name in ``only`` that matches several instances or
@@ -220,7 +223,7 @@ class Engine:
                 status=info.status,
             )
             reason = plan.should_harvest(info.status, info.engine_version)
-            if reason is not None:
+            if reason is not None and skip_unusable:
                 self.instance_failed(target.project, _label(target), reason, skipped=True)
                 continue
             targets.append(target)
@@ -240,7 +243,12 @@ class Engine:
                     f"--instance {wanted!r} matches {len(hits)} instances: {listing}; give an id"
                 )
             if not hits:
-                close = sorted({i.name for _, i in found if wanted.lower() in i.name.lower()})[:10]
+                names = sorted({i.name for _, i in found})
+                close = [n for n in names if wanted.lower() in n.lower()]
+                close += [
+                    n for n in difflib.get_close_matches(wanted, names, n=5, cutoff=0.6) if n not in close
+                ]
+                close = close[:10]
                 hint = f"; similar names: {', '.join(close)}" if close else ""
                 raise UsageError(f"--instance {wanted!r} matches no configured instance{hint}")
             for p, i in hits:

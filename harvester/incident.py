@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import structlog
 
 from harvester import plan
@@ -70,13 +72,25 @@ def slowlog_window(
 
 
 class Incident:
-    def __init__(self, engine: Engine, options: IncidentOptions, bundle: str) -> None:
+    def __init__(
+        self, engine: Engine, options: IncidentOptions, name: str, reserved: list[str] | None = None
+    ) -> None:
         self.engine = engine
         self.options = options
-        self.bundle = bundle
+        self.name = name
+        self.bundle = name
+        self.reserved = reserved if reserved is not None else []
 
     async def run(self) -> RunSummary:
-        targets = await self.engine.resolve_targets(self.options.only, strict=True)
+        # A bad slow-log window must stop the command before anything is collected.
+        if self.options.slowlog:
+            slowlog_window(self.engine.now(), self.options.days, self.options.since, self.options.until)
+        # Instances the operator named explicitly are tried even when they look unusable:
+        # DCS's own answer (DCS.4049 not running, DCS.4007 engine) is the report they need.
+        targets = await self.engine.resolve_targets(self.options.only, strict=True, skip_unusable=False)
+        # Only now, with every argument and name checked, does the bundle folder come to exist.
+        self.bundle = await anyio.to_thread.run_sync(self.engine.archive.reserve_folder, self.name)
+        self.reserved.append(self.bundle)
         await self.engine.for_each(targets, self._instance)
         return self.engine.summary
 
@@ -88,7 +102,10 @@ class Incident:
             except AuthError:
                 raise
             except HarvesterError as exc:
-                self.engine.instance_failed(target.project, label, str(exc))
+                reason = str(exc)
+                if isinstance(exc, ApiError):
+                    reason += f" (instance status {target.status}, engine {target.engine_version})"
+                self.engine.instance_failed(target.project, label, reason)
 
     async def _collect_instance(self, target: Target) -> None:
         engine = self.engine
@@ -107,7 +124,8 @@ class Incident:
 
         before = {i.id for i in await engine.list_logs(target)}
         for replica in chosen:
-            await engine.collect(replica, self.options.days)
+            for query_time in sorted({0, self.options.days}):  # N days before, and today
+                await engine.collect(replica, query_time)
         items, timed_out = await engine.wait_for_collection(target, chosen, before)
         fresh = [to_logfile(i, replicas, target) for i in items if i.id not in before]
         mine = [lf for lf in fresh if any(_owned(lf, r) for r in chosen)]
@@ -145,7 +163,7 @@ class Incident:
                 raise
             self.engine.instance_failed(target.project, target.instance_name, f"slow log: {exc}")
             return
-        entries.sort(key=lambda e: (str(e.get("start_time", "")), str(e.get("id", ""))))
+        entries.sort(key=_slowlog_order)
         lines = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
         await self._write_bytes(target, base / "slowlog.jsonl", lines.encode())
         log.info(
@@ -167,6 +185,16 @@ class Incident:
         await engine.manifest.record(self.bundle, entry)
 
 
+def _slowlog_order(entry: dict[str, Any]) -> tuple[str, int, str]:
+    """Oldest first; ids are numbers, so 10 sorts after 9 within the same second."""
+    raw_id = entry.get("id", "")
+    try:
+        numeric = int(raw_id)
+    except (TypeError, ValueError):
+        numeric = 0
+    return (str(entry.get("start_time", "")), numeric, str(raw_id))
+
+
 def _owned(lf: LogFile, replica: Replica) -> bool:
     if replica.replication_id is None:
         return True
@@ -186,14 +214,15 @@ def _groups_json(groups: Sequence[GroupInfo]) -> dict[str, Any]:
 
 
 def bundle_name(now: datetime, label: str) -> str:
-    return f"incidents/{now.strftime('%Y%m%dT%H%M%SZ')}-{plan.safe_component(label, max_len=60)}"
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"incidents/{stamp}-{plan.safe_component(label, max_len=60)}"
 
 
 def run_incident(args: argparse.Namespace, since: datetime | None, until: datetime | None) -> int:
     settings = prepare(args)
     started = datetime.now(UTC)
     run_id = new_run_id(started)
-    bundle = bundle_name(started, args.label)
+    bundles: list[str] = []
     options = IncidentOptions(
         only=tuple(args.instance),
         days=args.days,
@@ -206,10 +235,11 @@ def run_incident(args: argparse.Namespace, since: datetime | None, until: dateti
         raise UsageError("--since must be before --until")
 
     async def work(engine: Engine) -> None:
-        await Incident(engine, options, bundle).run()
+        await Incident(engine, options, bundle_name(started, args.label), bundles).run()
 
     summary = execute(settings, args, run_id, lock_name=None, work=work)
     root = settings.archive.root
+    bundle = bundles[0] if bundles else bundle_name(started, args.label)
     bundle_dir = root / bundle
     data = summary_dict(summary)
     data["bundle"] = str(bundle_dir)

@@ -525,9 +525,19 @@ def verify(root: Path, *, include_incidents: bool = True) -> VerifyReport:
             rel = PurePosixPath(path.relative_to(root).as_posix())
             if path.name in _METADATA_NAMES and _folder_of(rel) in folders:
                 continue
+            if _is_bundle_tarball(rel, folders):
+                continue
             report.extra.append(path.relative_to(root).as_posix())
     report.extra.sort()
     return report
+
+
+def _is_bundle_tarball(rel: PurePosixPath, folders: set[str] | list[str]) -> bool:
+    """``collect --tar`` puts ``<bundle>.tar.gz`` beside its bundle: a copy, not an extra."""
+    name = rel.name
+    if len(rel.parts) != 2 or rel.parts[0] != INCIDENTS or not name.endswith(".tar.gz"):
+        return False
+    return f"{INCIDENTS}/{name.removesuffix('.tar.gz')}" in folders
 
 
 def _folder_of(rel: PurePosixPath) -> str | None:

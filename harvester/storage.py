@@ -352,6 +352,25 @@ class Archive:
             raise StorageError(f"{name!r} cannot be a manifest folder: bundles are incidents/<name>")
         return self.root.joinpath(*parts)
 
+    def reserve_folder(self, name: str) -> str:
+        """Create a new, empty manifest folder; ``<name>-2``, ``-3``... when it is taken.
+
+        Two incident bundles started in the same second with the same label must not share a
+        folder (and a manifest); mkdir is the atomic test-and-set that decides.
+        """
+        for n in range(1, 1000):
+            candidate = name if n == 1 else f"{name}-{n}"
+            path = self.folder(candidate)
+            try:
+                self._dirs(_relparts(candidate)[:-1], create=True)
+                path.mkdir()
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise StorageError(f"cannot create {path}: {_reason(exc)}") from None
+            return candidate
+        raise StorageError(f"cannot create a folder named like {name!r}: too many exist")
+
     def _dirs(self, parts: tuple[str, ...], *, create: bool) -> Path | None:
         """Walk (and optionally create) directories below the root, refusing any symlink.
 

@@ -128,9 +128,10 @@ async def collect_in_process(
     async with open_engine(
         settings, new_run_id(started), progress=False, lock_name=None, lock_timeout=5.0
     ) as engine:
-        await Incident(engine, options, bundle).run()
+        incident = Incident(engine, options, bundle)
+        await incident.run()
     root = settings.archive.root
-    return CollectRun(engine.summary, root, root / bundle)
+    return CollectRun(engine.summary, root, root / incident.bundle)
 
 
 # --------------------------------------------------------------------------- reading bundles

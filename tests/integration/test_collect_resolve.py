@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -141,15 +142,18 @@ def _unusable(emu: Emulator) -> tuple[Instance, Instance, Instance]:
 
 
 async def test_unusable_instances_do_not_stop_the_good_one(tmp_path: Path, emulator: Emulator) -> None:
-    """A stopped instance and a Redis 3.0 one are reported with their reason; the good one is bundled."""
+    """A stopped and a Redis 3.0 instance are reported with DCS's reason; only their instance.json is kept."""
     not_running, old, good = _unusable(emulator)
     config = write_config(tmp_path / "harvester.yaml", tmp_path / "archive", projects_of(emulator))
 
     run = await collect_in_process(config, [not_running.name, old.name, good.name])
 
     assert log_files(instance_folder(run.bundle, "emulated", good))
-    assert not instance_folder(run.bundle, "emulated", not_running).exists()
-    assert not instance_folder(run.bundle, "emulated", old).exists()
+    for unusable in (not_running, old):
+        folder = instance_folder(run.bundle, "emulated", unusable)
+        assert not log_files(folder)
+        shown = json.loads((folder / "instance.json").read_text())
+        assert shown["status"] == unusable.status
     problems = {p.instance: p.reason for p in run.summary.instances}
     assert len(problems) == 2
     (stopped,) = (r for i, r in problems.items() if not_running.instance_id in i)
