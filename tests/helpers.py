@@ -337,6 +337,17 @@ def manifest_lines(root: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def manifest_line_count(root: Path) -> int:
+    """Complete lines in all date-folder manifests, without parsing: safe while a run appends."""
+    total = 0
+    for folder in date_folders(root):
+        try:
+            total += (folder / MANIFEST).read_bytes().count(b"\n")
+        except FileNotFoundError:
+            continue
+    return total
+
+
 def all_entries(root: Path) -> list[tuple[str, dict[str, Any]]]:
     return [(folder, e) for folder, lines in manifest_lines(root).items() for e in lines]
 
