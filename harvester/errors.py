@@ -11,6 +11,7 @@
     |   +-- IncompleteBodyError    fewer bytes than Content-Length, or a stall   -> retry
     |   +-- LinkRefusedError       the link points to a host we do not trust     -> fail file
     +-- StorageError               the archive cannot be written                 -> exit 3
+    |   +-- PartBusyError          another writer holds this file's .part        -> fail file
     +-- LockError                  another run holds the archive                 -> exit 3
 
 Messages never contain a secret or a signed URL's query string: callers build them from
@@ -97,6 +98,10 @@ class StorageError(HarvesterError):
     """The archive could not be written."""
 
 
+class PartBusyError(StorageError):
+    """Another writer holds this file's ``.part``: this one file fails, the run goes on."""
+
+
 class LockError(HarvesterError):
     """Another run holds the archive (or this shard of it)."""
 
@@ -132,6 +137,8 @@ def classify(exc: BaseException) -> Classification:
         return Classification(Action.RETRY)
     if isinstance(exc, LinkExpiredError):
         return Classification(Action.RELINK)
+    if isinstance(exc, PartBusyError):
+        return Classification(Action.SKIP)
     if isinstance(exc, StorageError | LockError):
         return Classification(Action.FATAL)
     return Classification(Action.SKIP)

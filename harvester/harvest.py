@@ -455,22 +455,12 @@ class Engine:
             entry = ManifestEntry.for_file(
                 lf, archived, link, attempts=attempts, run_id=self.summary.run_id, downloaded_at=self.now()
             )
-            await self.manifest.record(dest.folder, entry)
+            # The file is renamed into place: record it even if a signal lands right now, so the
+            # manifest and the summary both say "archived".
+            with anyio.CancelScope(shield=True):
+                await self.manifest.record(dest.folder, entry)
             log.info("harvest.file_archived", path=f"{dest.folder}/{archived.relpath}", size=archived.size)
-            return self.record(
-                FileResult(
-                    target.project,
-                    target.instance_id,
-                    target.instance_name,
-                    lf.replica.group_name,
-                    lf.replica.replication_ip,
-                    lf.day,
-                    Outcome.ARCHIVED,
-                    file_name=lf.file_name,
-                    size=archived.size,
-                    attempts=attempts,
-                )
-            )
+            return self.record(file_result(lf, Outcome.ARCHIVED, attempts=attempts, size=archived.size))
         return self._failed(lf, attempts, f"gave up after {attempts} attempts: {last_error}")
 
     def _failed(self, lf: LogFile, attempts: int, reason: str) -> FileResult:
@@ -492,7 +482,12 @@ class Engine:
             replica=lf.replica.replication_ip,
             day=lf.day.isoformat(),
         ):
-            await self.fetch(lf, dest)
+            try:
+                await self.fetch(lf, dest)
+            except anyio.get_cancelled_exc_class():
+                # Stopped by a signal (or a fatal error elsewhere): the .part is gone, say so.
+                self.record(file_result(lf, Outcome.CANCELLED, reason="run interrupted before it finished"))
+                raise
 
     async def for_each(self, items: Iterable[T], fn: Callable[[T], Coroutine[Any, Any, None]]) -> None:
         """Run ``fn`` over ``items`` concurrently (the only task group callers outside need)."""
@@ -524,7 +519,9 @@ def to_logfile(item: RunlogItem, replicas: Sequence[Replica], target: Target) ->
     return LogFile(replica, item.id, item.file_name, item.day, item.status)
 
 
-def file_result(lf: LogFile, outcome: Outcome, *, attempts: int = 0, reason: str = "") -> FileResult:
+def file_result(
+    lf: LogFile, outcome: Outcome, *, attempts: int = 0, reason: str = "", size: int = 0
+) -> FileResult:
     t = lf.replica.target
     return FileResult(
         t.project,
@@ -535,6 +532,7 @@ def file_result(lf: LogFile, outcome: Outcome, *, attempts: int = 0, reason: str
         lf.day,
         outcome,
         file_name=lf.file_name,
+        size=size,
         attempts=attempts,
         reason=reason,
     )

@@ -134,7 +134,10 @@ class Incident:
             status = plan.classify_status(lf.status)
             if status == "ready":
                 dest = Destination(
-                    self.bundle, plan.archive_relpath(target, lf.replica.group_name, lf.file_name)
+                    self.bundle,
+                    plan.archive_relpath(
+                        target, lf.replica.group_name, lf.file_name, lf.replica.replication_ip
+                    ),
                 )
                 work.append((lf, dest))
             else:
@@ -215,7 +218,7 @@ def _groups_json(groups: Sequence[GroupInfo]) -> dict[str, Any]:
 
 def bundle_name(now: datetime, label: str) -> str:
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"incidents/{stamp}-{plan.safe_component(label, max_len=60)}"
+    return f"incidents/{stamp}-{plan.safe_component(label, max_len=60, mark_changes=False)}"
 
 
 def run_incident(args: argparse.Namespace, since: datetime | None, until: datetime | None) -> int:

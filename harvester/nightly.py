@@ -150,7 +150,9 @@ class Nightly:
                 lf,
                 Destination(
                     plan.date_folder(lf.day),
-                    plan.archive_relpath(target, lf.replica.group_name, lf.file_name),
+                    plan.archive_relpath(
+                        target, lf.replica.group_name, lf.file_name, lf.replica.replication_ip
+                    ),
                 ),
             )
             for lf in chosen
@@ -248,7 +250,9 @@ class Nightly:
                 str(
                     PurePosixPath(
                         plan.date_folder(lf.day),
-                        plan.archive_relpath(target, lf.replica.group_name, lf.file_name),
+                        plan.archive_relpath(
+                            target, lf.replica.group_name, lf.file_name, lf.replica.replication_ip
+                        ),
                     )
                 )
                 for lf in chosen

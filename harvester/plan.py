@@ -159,14 +159,16 @@ def _truncate_utf8(text: str, limit: int) -> str:
     return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
 
 
-def safe_component(name: str, *, max_len: int = 120) -> str:
+def safe_component(name: str, *, max_len: int = 120, mark_changes: bool = True) -> str:
     """Turn a name that came from the API into exactly one harmless path component.
 
     Separators, NUL and control/format characters become ``_``; a leading run of dots or
     dashes becomes underscores (no ``.``/``..``, no hidden files, nothing a shell tool reads as
-    an option). ``max_len`` counts UTF-8 bytes, as file systems do. A longer name is cut and
-    gets ``~`` plus a hash of the original (keeping a short extension), so two long names that
-    share a prefix still land in different files.
+    an option). ``max_len`` counts UTF-8 bytes, as file systems do. A name that had to be
+    changed, or cut to fit, gets ``~`` plus a hash of the original (keeping a short extension),
+    so ``a/b`` and ``a_b``, or two long names sharing a prefix, still land in different files;
+    a name that was already safe is kept as it is. ``mark_changes=False`` skips the hash for a
+    changed name that fits (for labels people type, where uniqueness is ensured elsewhere).
     """
     if max_len < _HASH_LEN + _MAX_EXT + 8:
         raise ValueError(f"max_len must be at least {_HASH_LEN + _MAX_EXT + 8}")
@@ -176,8 +178,8 @@ def safe_component(name: str, *, max_len: int = 120) -> str:
     lead = len(cleaned) - len(cleaned.lstrip(".-"))
     cleaned = "_" * lead + cleaned[lead:]
     if not cleaned:
-        return "_"
-    if len(cleaned.encode("utf-8")) <= max_len:
+        cleaned = "_"
+    if (cleaned == name or not mark_changes) and len(cleaned.encode("utf-8")) <= max_len:
         return cleaned
     digest = hashlib.sha256(name.encode("utf-8", errors="surrogatepass")).hexdigest()[:_HASH_LEN]
     stem, dot, ext = cleaned.rpartition(".")
@@ -187,12 +189,18 @@ def safe_component(name: str, *, max_len: int = 120) -> str:
     return head + suffix
 
 
-def archive_relpath(target: Target, group_name: str, file_name: str) -> PurePosixPath:
+def archive_relpath(
+    target: Target, group_name: str, file_name: str, replication_ip: str = ""
+) -> PurePosixPath:
     """``<project>/<instance name>-<id[:8]>/<group>/<file>``, relative to the day's folder.
 
     The id prefix keeps two instances that share a name apart; every part is made safe on its
-    own, so no API-provided value can climb out of the archive or nest deeper.
+    own, so no API-provided value can climb out of the archive or nest deeper. DCS names files
+    ``redis_<replica ip>_<day>.log``; a name that does not carry its replica's IP gets it as a
+    prefix, so two replicas of one shard can never write the same path.
     """
+    if replication_ip and replication_ip not in file_name:
+        file_name = f"{replication_ip}_{file_name}"
     return instance_dir(target) / safe_component(group_name) / safe_component(file_name)
 
 

@@ -44,7 +44,7 @@ from pathlib import Path, PurePosixPath
 import anyio
 import anyio.to_thread
 
-from harvester.errors import LockError, StorageError
+from harvester.errors import LockError, PartBusyError, StorageError
 from harvester.models import ArchivedFile
 
 __all__ = [
@@ -511,7 +511,7 @@ class Archive:
             except FileExistsError:
                 # A leftover from a killed run (take it over) or a live writer (refuse).
                 if _remove_if_orphan(part) is _Sweep.BUSY:
-                    raise StorageError(f"{part} is being written by another process") from None
+                    raise PartBusyError(f"{part} is being written by another process") from None
             except OSError as exc:
                 raise StorageError(f"cannot create {part}: {_reason(exc)}") from exc
         raise StorageError(f"cannot create {part}: it keeps reappearing")

@@ -331,10 +331,12 @@ class Transport:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close both pools; shielded, because a run stopped by a signal must still close them."""
         api, obs, self._api, self._obs = self._api, self._obs, None, None
-        for session in (api, obs):
-            if session is not None:
-                await session.close()
+        with anyio.CancelScope(shield=True):
+            for session in (api, obs):
+                if session is not None:
+                    await session.close()
 
     def _session(self, kind: str) -> aiohttp.ClientSession:
         session = self._api if kind == "api" else self._obs

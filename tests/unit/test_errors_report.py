@@ -14,6 +14,7 @@ from harvester.errors import (
     IncompleteBodyError,
     LinkExpiredError,
     LinkRefusedError,
+    PartBusyError,
     StorageError,
     TransportError,
     classify,
@@ -88,6 +89,7 @@ def test_interrupted_runs_exit_128_plus_signal(signum: int, code: int) -> None:
         (LinkExpiredError("403"), Action.RELINK),
         (LinkRefusedError("evil host"), Action.SKIP),
         (StorageError("disk full"), Action.FATAL),
+        (PartBusyError("a.log.part is being written by another process"), Action.SKIP),
     ],
 )
 def test_each_failure_has_one_policy(exc: Exception, action: Action) -> None:

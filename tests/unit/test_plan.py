@@ -204,20 +204,21 @@ def test_safe_component_neutralises_hostile_names(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("redis_192.168.0.142_2021-04-16.log", "redis_192.168.0.142_2021-04-16.log"),
-        ("group-0", "group-0"),
-        ("../x", "___x"),
-        ("/abs", "_abs"),
-        ("a\0b", "a_b"),
-        ("..", "__"),
-        ("", "_"),
-    ],
+    "name", ["redis_192.168.0.142_2021-04-16.log", "group-0", "redis-prod-orders-01", "a.b"]
 )
-def test_safe_component_examples(name: str, expected: str) -> None:
-    """Ordinary names are kept as they are; hostile parts become underscores."""
-    assert plan.safe_component(name) == expected
+def test_safe_names_are_kept_as_they_are(name: str) -> None:
+    """Ordinary names from the API land on disk unchanged."""
+    assert plan.safe_component(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "prefix"),
+    [("../x", "___x~"), ("/abs", "_abs~"), ("a\0b", "a_b~"), ("..", "__~"), ("", "_~")],
+)
+def test_changed_names_get_a_hash_of_the_original(name: str, prefix: str) -> None:
+    """Hostile parts become underscores, and a hash keeps a/b and a_b from colliding."""
+    assert plan.safe_component(name).startswith(prefix)
+    assert plan.safe_component("a/b") != plan.safe_component("a_b")
 
 
 def test_long_names_are_capped_with_a_hash_and_stay_distinct() -> None:
