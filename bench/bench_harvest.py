@@ -25,6 +25,7 @@ Never run by the test suite.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import importlib
 import json
@@ -239,6 +240,7 @@ class Trace:
     fetches: list[tuple[float, float, int]] = field(default_factory=list)  # fetch_all, files
     archived_at: list[float] = field(default_factory=list)
     events: Counter[str] = field(default_factory=Counter)
+    peak_tasks: int = 0
 
     def now(self) -> float:
         return time.perf_counter() - self.t0
@@ -329,6 +331,13 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+async def sample_tasks(trace: Trace) -> None:
+    """How many tasks are alive: each one waiting on a limiter still holds its frames."""
+    while True:
+        trace.peak_tasks = max(trace.peak_tasks, len(asyncio.all_tasks()))
+        await anyio.sleep(0.1)
+
+
 async def harvest(settings: Settings, trace: Trace) -> RunOutcome:
     rss_before = _vm_rss_kib()
     cpu_before = _cpu_seconds()
@@ -339,7 +348,10 @@ async def harvest(settings: Settings, trace: Trace) -> RunOutcome:
     ) as engine:
         engine_open = trace.now()
         instrument(engine, trace)
-        summary = await Nightly(engine, NightlyOptions()).run()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sample_tasks, trace)
+            summary = await Nightly(engine, NightlyOptions()).run()
+            tg.cancel_scope.cancel()
     makespan = trace.now()
     archived = [f for f in summary.files if f.outcome is Outcome.ARCHIVED]
     return RunOutcome(
@@ -491,6 +503,7 @@ def report_data(
         "collect_wait_s": _stats([e - s for s, e in trace.waits]),
         "fetch_phase_s": _stats([e - s for s, e, _ in trace.fetches]),
         "last_file_at": max(trace.archived_at, default=0.0),
+        "peak_tasks": trace.peak_tasks,
         "events": dict(trace.events.most_common(8)),
     }
 
@@ -530,6 +543,7 @@ def print_report(d: dict[str, Any]) -> None:
             f"system {r['cpu_sys_s']:.2f} s; {1000 * r['cpu_s'] / max(r['files_archived'], 1):.2f} ms/file)",
         ),
         ("", ""),
+        ("peak live tasks", f"{d['peak_tasks']}"),
         ("mean API calls in flight", f"{d['mean_api_in_flight']:.1f} of {p['api_concurrency']}"),
         ("API call duration", _fmt_stats(d["api_call_seconds"])),
         ("collect wait per instance", _fmt_stats(d["collect_wait_s"])),
