@@ -33,6 +33,7 @@ from harvester.errors import (
     LinkRefusedError,
     UsageError,
     classify,
+    expected_failure,
 )
 from harvester.manifest import ManifestEntry, ManifestWriter
 from harvester.models import (
@@ -131,6 +132,7 @@ class Engine:
         self.retry_policy = RetryPolicy(
             attempts=lim.retry_attempts, throttle_attempts=lim.throttle_attempts, timeout=lim.retry_timeout
         )
+        self.slowest_collection: float | None = None  # seconds; the yardstick for quiet replicas
         self.summary = RunSummary(run_id=run_id, started_at=now(), config_path=str(settings.config_path))
         self.projects: list[Project] = []
         for ps in settings.projects:
@@ -346,10 +348,11 @@ class Engine:
 
         A replica is done when files of this collection appeared for it, all are final, and
         the listing did not change over one further poll. DCS gives no job id and a quiet Redis
-        logs nothing some days, so a replica that still has no new file when the others of the
-        same instance have long finished (twice as long as they took, at least two polls) is
-        taken as quiet rather than slow. Returns the last listing and the replicas that timed
-        out.
+        logs nothing some days, so a replica that still has no new file after twice the time
+        the slowest collection of this run took (and at least two polls) is taken as quiet
+        rather than slow. Only when no collection of the run has finished yet is there nothing
+        to compare with, and ``wait_timeout`` decides. Returns the last listing and the
+        replicas that timed out.
         """
         waiting = set(pending)
         self.progress.waiting(len(waiting))
@@ -357,7 +360,6 @@ class Engine:
         deadline = started + self.settings.collect.wait_timeout
         poll = self.settings.collect.poll_interval
         last_counts: dict[Replica, int] = {}
-        first_done: float | None = None
         items: list[RunlogItem] = []
         try:
             while waiting:
@@ -368,17 +370,14 @@ class Engine:
                 for replica in list(waiting):
                     mine = [i for i in fresh if _belongs(i, replica)]
                     final = all(plan.classify_status(i.status) != "pending" for i in mine)
-                    settled = mine and final and last_counts.get(replica) == len(mine)
-                    quiet = (
-                        not mine
-                        and first_done is not None
-                        and now - first_done >= max(2 * poll, first_done - started)
-                    )
+                    settled = bool(mine) and final and last_counts.get(replica) == len(mine)
+                    slowest = self.slowest_collection
+                    quiet = not mine and slowest is not None and now - started >= max(2 * poll, 2 * slowest)
+                    if settled:
+                        self.slowest_collection = max(slowest or 0.0, now - started)
                     if settled or quiet:
                         waiting.discard(replica)
                         self.progress.waiting(-1)
-                        if settled and first_done is None:
-                            first_done = now
                         if quiet:
                             log.info("harvest.replica_quiet", replica=replica.replication_ip or "-")
                     last_counts[replica] = len(mine)
@@ -468,12 +467,30 @@ class Engine:
         return self.record(file_result(lf, Outcome.FAILED, attempts=attempts, reason=reason))
 
     async def fetch_all(self, work: Iterable[tuple[LogFile, Destination]]) -> None:
-        """Download everything concurrently; one file's failure never stops another."""
+        """Download an instance's files with a few workers; one file's failure never stops another.
+
+        Workers, not a task per file: a cluster has dozens of files and a fleet thousands, and
+        a task parked on a semaphore still costs memory. Files a signal stopped before they
+        started are still accounted for, as cancelled.
+        """
         items = list(work)
         self.progress.files_planned(len(items))
-        async with anyio.create_task_group() as tg:
-            for lf, dest in items:
-                tg.start_soon(self._fetch_bound, lf, dest)
+        queue = iter(items)
+        lim = self.settings.limits
+        workers = min(len(items), max(2 * lim.per_instance_concurrency, lim.download_concurrency))
+
+        async def worker() -> None:
+            for lf, dest in queue:
+                await self._fetch_bound(lf, dest)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for _ in range(workers):
+                    tg.start_soon(worker)
+        except anyio.get_cancelled_exc_class():
+            for lf, _ in queue:
+                self.record(file_result(lf, Outcome.CANCELLED, reason="run interrupted before it started"))
+            raise
 
     async def _fetch_bound(self, lf: LogFile, dest: Destination) -> None:
         with structlog.contextvars.bound_contextvars(
@@ -489,11 +506,37 @@ class Engine:
                 self.record(file_result(lf, Outcome.CANCELLED, reason="run interrupted before it finished"))
                 raise
 
-    async def for_each(self, items: Iterable[T], fn: Callable[[T], Coroutine[Any, Any, None]]) -> None:
-        """Run ``fn`` over ``items`` concurrently (the only task group callers outside need)."""
-        async with anyio.create_task_group() as tg:
-            for item in items:
-                tg.start_soon(fn, item)
+    async def for_each(
+        self, items: Iterable[T], fn: Callable[[T], Coroutine[Any, Any, None]], *, limit: int | None = None
+    ) -> None:
+        """Run ``fn`` over ``items`` concurrently, at most ``limit`` at a time.
+
+        The only task group callers outside this module need; the limit keeps a fleet of
+        thousands from becoming thousands of parked tasks.
+        """
+        pending = list(items)
+        queue = iter(pending)
+        count = len(pending) if limit is None else min(limit, len(pending))
+
+        async def worker() -> None:
+            for item in queue:
+                await fn(item)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for _ in range(count):
+                    tg.start_soon(worker)
+        except BaseExceptionGroup as group:
+            # Callers handle our own errors by type; hand them the one that matters, not a group.
+            failure = expected_failure(group)
+            if failure is None:
+                raise
+            raise failure from group
+
+    @property
+    def instance_parallelism(self) -> int:
+        """Instances in flight at once: enough to keep the API slots busy while others wait."""
+        return max(64, 4 * self.settings.limits.api_concurrency)
 
 
 def _label(target: Target) -> str:

@@ -91,7 +91,7 @@ class Incident:
         # Only now, with every argument and name checked, does the bundle folder come to exist.
         self.bundle = await anyio.to_thread.run_sync(self.engine.archive.reserve_folder, self.name)
         self.reserved.append(self.bundle)
-        await self.engine.for_each(targets, self._instance)
+        await self.engine.for_each(targets, self._instance, limit=self.engine.instance_parallelism)
         return self.engine.summary
 
     async def _instance(self, target: Target) -> None:
@@ -123,9 +123,13 @@ class Incident:
             )
 
         before = {i.id for i in await engine.list_logs(target)}
-        for replica in chosen:
-            for query_time in sorted({0, self.options.days}):  # N days before, and today
-                await engine.collect(replica, query_time)
+        # N days before, and today: the N-day window excludes the day still being written.
+        posts = [(r, qt) for r in chosen for qt in sorted({0, self.options.days})]
+
+        async def post(request: tuple[Replica, int]) -> None:
+            await engine.collect(*request)
+
+        await engine.for_each(posts, post)
         items, timed_out = await engine.wait_for_collection(target, chosen, before)
         fresh = [to_logfile(i, replicas, target) for i in items if i.id not in before]
         mine = [lf for lf in fresh if any(_owned(lf, r) for r in chosen)]

@@ -237,15 +237,16 @@ def read_entries(root: Path, folder: str) -> list[ManifestEntry]:
     return list(_load(Archive(root).folder(folder) / MANIFEST_NAME).entries.values())
 
 
+def _sha_line(path: str, digest: str) -> str:
+    if "\\" in path or "\n" in path:  # GNU sha256sum's escaping of awkward names
+        escaped = path.replace("\\", "\\\\").replace("\n", "\\n")
+        return f"\\{digest}  {escaped}\n"
+    return f"{digest}  {path}\n"
+
+
 def _sha_list(digests: dict[str, str]) -> bytes:
-    lines = []
-    for path in sorted(digests):
-        if "\\" in path or "\n" in path:  # GNU sha256sum's escaping of awkward names
-            escaped = path.replace("\\", "\\\\").replace("\n", "\\n")
-            lines.append(f"\\{digests[path]}  {escaped}\n")
-        else:
-            lines.append(f"{digests[path]}  {path}\n")
-    return "".join(lines).encode()
+    """In manifest order (first appearance), so recording a new file only appends a line."""
+    return "".join(_sha_line(path, digest) for path, digest in digests.items()).encode()
 
 
 def _payload(folder_path: Path, relpath: str) -> Path | None:
@@ -364,13 +365,27 @@ class ManifestWriter:
         line = (entry.to_json() + "\n").encode()
         self._archive.folder(folder)  # validate before any thread or lock
         async with self._task_lock(folder):
-            await anyio.to_thread.run_sync(self._record_sync, folder, line)
+            await anyio.to_thread.run_sync(self._record_sync, folder, line, entry.path)
 
-    def _record_sync(self, folder: str, line: bytes) -> None:
+    def _record_sync(self, folder: str, line: bytes, path: str) -> None:
+        """Append the entry, then its sha256 line; rewrite the list only when a path repeats.
+
+        Rewriting the whole list per file made a night quadratic in files per day folder. Every
+        writer (all shards) appends both lines under the folder's flock, so the list stays the
+        manifest's paths in first-appearance order; a crash between the two appends leaves the
+        list one line behind (still ``sha256sum -c`` clean), and start-up ``reconcile`` fixes it.
+        """
         with self._archive.exclusive(f"{folder}/{LOCK_NAME}"):
+            exists = (self._archive.folder(folder) / MANIFEST_NAME).exists()
+            known = exists and path in self._refresh(folder)
             self._archive.append_durably(f"{folder}/{MANIFEST_NAME}", line)
             digests = self._refresh(folder)
-            self._archive.write_bytes_atomic(self._archive.folder(folder) / SHA_LIST_NAME, _sha_list(digests))
+            if known:
+                sha_path = self._archive.folder(folder) / SHA_LIST_NAME
+                self._archive.write_bytes_atomic(sha_path, _sha_list(digests))
+            else:
+                sha_line = _sha_line(path, digests[path]).encode()
+                self._archive.append_durably(f"{folder}/{SHA_LIST_NAME}", sha_line)
 
     def _refresh(self, folder: str) -> dict[str, str]:
         """Bring the cached parse of ``folder``'s manifest up to date; call under its flock."""

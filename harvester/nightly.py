@@ -69,7 +69,7 @@ class Nightly:
             k, n = self.options.shard
             targets = [t for t in targets if plan.in_shard(t.project_id, t.instance_id, k, n)]
             log.info("harvest.shard_selected", shard=f"{k}/{n}", instances=len(targets))
-        await engine.for_each(targets, self._instance)
+        await engine.for_each(targets, self._instance, limit=engine.instance_parallelism)
         return engine.summary
 
     def _days_for(self, replica: Replica, keys: set[ArchiveKey]) -> set[date]:
@@ -125,9 +125,12 @@ class Nightly:
         timed_out: set[Replica] = set()
         if collecting:
             before = {i.id for i in items}
-            for replica, query_times in requests.items():
-                for qt in query_times:
-                    await engine.collect(replica, qt)
+            posts = [(r, qt) for r, query_times in requests.items() for qt in query_times]
+
+            async def post(request: tuple[Replica, int]) -> None:
+                await engine.collect(*request)
+
+            await engine.for_each(posts, post)
             items, timed_out = await engine.wait_for_collection(
                 target, [r for r, q in requests.items() if q], before
             )
