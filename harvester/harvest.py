@@ -336,6 +336,8 @@ class Engine:
             target.instance_id, query_time=query_time, replication_id=replica.replication_id
         )
         self.summary.collections += 1
+        by_instance = self.summary.collections_by_instance
+        by_instance[target.instance_id] = by_instance.get(target.instance_id, 0) + 1
         log.info("harvest.collection_requested", query_time=query_time, replica=replica.replication_ip or "-")
 
     async def list_logs(self, target: Target) -> list[RunlogItem]:

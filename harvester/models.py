@@ -199,6 +199,7 @@ class RunSummary:
     files: list[FileResult] = field(default_factory=list)
     instances: list[InstanceFailure] = field(default_factory=list)
     collections: int = 0
+    collections_by_instance: dict[str, int] = field(default_factory=dict)  # instance id -> POSTs
     retries: int = 0
     interrupted_by: int | None = None  # signal number
     fatal: str | None = None

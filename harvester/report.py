@@ -32,6 +32,7 @@ def summary_dict(summary: RunSummary) -> dict[str, Any]:
                 "project": project,
                 "instance_id": instance_id,
                 "instance_name": files[0].instance_name,
+                "collected": summary.collections_by_instance.get(instance_id, 0),
                 "downloaded": _count(files, Outcome.ARCHIVED),
                 "skipped": _count(files, Outcome.PRESENT),
                 "failed": _count(files, Outcome.FAILED) + _count(files, Outcome.CANCELLED),

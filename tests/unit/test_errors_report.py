@@ -139,12 +139,13 @@ def test_summary_counts_per_instance_and_lists_reasons() -> None:
         result(Outcome.FAILED, reason="download link refused: HTTP 404 DCS.4001"),
         result(Outcome.ARCHIVED, size=10, instance="i-2"),
     )
+    s.collections_by_instance["i-1"] = 2
     data = summary_dict(s)
     assert data["exit_code"] == 1
     assert data["totals"]["downloaded"] == 2
     assert data["totals"]["bytes"] == 2058
     first = next(i for i in data["instances"] if i["instance_id"] == "i-1")
-    assert (first["downloaded"], first["skipped"], first["failed"]) == (1, 1, 1)
+    assert (first["collected"], first["downloaded"], first["skipped"], first["failed"]) == (2, 1, 1, 1)
     assert first["failures"][0]["reason"] == "download link refused: HTTP 404 DCS.4001"
     text = render_text(s)
     assert "FAILED 2026-11-26 group-0 10.0.0.1: download link refused: HTTP 404 DCS.4001" in text
