@@ -7,7 +7,7 @@ Every expected failure ends here as one line on stderr and an exit code from
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -78,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _validate(args: argparse.Namespace) -> int:
     from harvester.config import describe, load_config  # noqa: PLC0415 - keep startup light
 
-    settings = load_config(args.config)
+    # validate checks the file; missing credentials are shown as such, not an error, so a config
+    # can be checked on a machine that does not hold the keys.
+    settings = load_config(args.config, os.environ, require_credentials=False)
     print(describe(settings))
     return EXIT_OK
 
@@ -157,17 +159,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = EXIT_USAGE if isinstance(exc, ConfigError | UsageError) else 3
         print(f"harvester: error: {exc}", file=sys.stderr)
         return code
-
-
-def _json_default(value: object) -> str:
-    return str(value)
-
-
-def dump_json(path: Path, data: object) -> None:
-    """``--summary-json`` may point outside the archive; written whole or not at all."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,7 @@ raises and its ``.part`` is discarded, so a half file can never be mistaken for 
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 
@@ -33,6 +34,9 @@ async def fetch_to_archive(
         raise LinkRefusedError(
             f"download link points to host {link.url.host!r}, which is not in download.allowed_hosts"
         )
+    if link.url.scheme != "https" and not _loopback(link.url.host):
+        # The query string is a bearer credential: it must not cross a network in clear text.
+        raise LinkRefusedError(f"download link to {link.url.host!r} is not https")
     async with (
         transport.open_download(link.url, chunk_size=chunk_size) as body,
         archive.open_part(folder, relpath) as part,
@@ -46,3 +50,11 @@ async def fetch_to_archive(
                 f"{link.url.redacted}: got {part.bytes_written} of {body.content_length} bytes"
             )
         return await part.commit()
+
+
+def _loopback(host: str) -> bool:
+    """The emulator serves plain http on loopback; nothing else may."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -27,7 +27,6 @@ from harvester.dcs import DcsClient, GroupInfo, InstanceInfo, RunlogItem
 from harvester.download import fetch_to_archive
 from harvester.errors import (
     Action,
-    ApiError,
     AuthError,
     HarvesterError,
     LinkRefusedError,
@@ -65,6 +64,15 @@ class Destination:
 
     folder: str
     relpath: PurePosixPath
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """What waiting for a collection saw: the last listing and the replicas it gave up on."""
+
+    items: list[RunlogItem]
+    timed_out: frozenset[Replica]  # no file within collect.wait_timeout
+    no_files: frozenset[Replica]  # no file while the run's other collections had long finished
 
 
 @dataclass(slots=True)
@@ -272,8 +280,8 @@ class Engine:
         async def show(instance_id: str) -> None:
             try:
                 result.append(await client.show_instance(instance_id))
-            except ApiError as exc:
-                if isinstance(exc, AuthError):
+            except HarvesterError as exc:
+                if is_fatal(exc):
                     raise
                 self.instance_failed(ps.name, instance_id, str(exc))
 
@@ -300,8 +308,8 @@ class Engine:
                 return
             try:
                 out.append((project, await project.client.show_instance(info.instance_id)))
-            except ApiError as exc:
-                if isinstance(exc, AuthError):
+            except HarvesterError as exc:
+                if is_fatal(exc):
                     raise
                 self.instance_failed(project.settings.name, f"{info.name} ({info.instance_id})", str(exc))
 
@@ -345,23 +353,26 @@ class Engine:
 
     async def wait_for_collection(
         self, target: Target, pending: Iterable[Replica], before: set[str]
-    ) -> tuple[list[RunlogItem], set[Replica]]:
+    ) -> Collected:
         """Poll the listing until every replica's new files are final, or ``wait_timeout``.
 
-        A replica is done when files of this collection appeared for it, all are final, and
-        the listing did not change over one further poll. DCS gives no job id and a quiet Redis
-        logs nothing some days, so a replica that still has no new file after twice the time
-        the slowest collection of this run took (and at least two polls) is taken as quiet
-        rather than slow. Only when no collection of the run has finished yet is there nothing
-        to compare with, and ``wait_timeout`` decides. Returns the last listing and the
-        replicas that timed out.
+        DCS returns no job id, so "finished" is inferred. A replica is done when files of this
+        collection appeared for it, all are final, and the listing has not changed for as long
+        as the first file took to appear (at least one poll): files that trickle in are waited
+        for. A replica with no new file at all after twice the time the slowest collection of
+        this run took (at least two polls) is reported in ``no_files``: probably a quiet Redis,
+        but only a guess, so callers must not remember it as a quiet day. With nothing to
+        compare against, ``wait_timeout`` decides and the replica is in ``timed_out``.
         """
         waiting = set(pending)
         self.progress.waiting(len(waiting))
         started = time.monotonic()
         deadline = started + self.settings.collect.wait_timeout
         poll = self.settings.collect.poll_interval
-        last_counts: dict[Replica, int] = {}
+        counts: dict[Replica, int] = {}
+        first_seen: dict[Replica, float] = {}
+        changed: dict[Replica, float] = {}
+        no_files: set[Replica] = set()
         items: list[RunlogItem] = []
         try:
             while waiting:
@@ -371,8 +382,13 @@ class Engine:
                 now = time.monotonic()
                 for replica in list(waiting):
                     mine = [i for i in fresh if _belongs(i, replica)]
+                    if len(mine) != counts.get(replica, 0):
+                        counts[replica] = len(mine)
+                        changed[replica] = now
+                        first_seen.setdefault(replica, now)
                     final = all(plan.classify_status(i.status) != "pending" for i in mine)
-                    settled = bool(mine) and final and last_counts.get(replica) == len(mine)
+                    settle_for = max(poll, first_seen.get(replica, now) - started)
+                    settled = bool(mine) and final and now - changed[replica] >= settle_for
                     slowest = self.slowest_collection
                     quiet = not mine and slowest is not None and now - started >= max(2 * poll, 2 * slowest)
                     if settled:
@@ -380,14 +396,14 @@ class Engine:
                     if settled or quiet:
                         waiting.discard(replica)
                         self.progress.waiting(-1)
-                        if quiet:
-                            log.info("harvest.replica_quiet", replica=replica.replication_ip or "-")
-                    last_counts[replica] = len(mine)
+                    if quiet:
+                        no_files.add(replica)
+                        log.info("harvest.replica_no_files", replica=replica.replication_ip or "-")
                 if waiting and now >= deadline:
                     break
         finally:
             self.progress.waiting(-len(waiting))
-        return items, waiting
+        return Collected(items, frozenset(waiting), frozenset(no_files))
 
     # -- fetching -----------------------------------------------------------------------
 
@@ -411,10 +427,10 @@ class Engine:
                 try:
                     async with self.instance_slots(target.instance_id):
                         link = await client.create_link(target.instance_id, lf.log_id)
-                except ApiError as exc:
-                    if isinstance(exc, AuthError):
+                except HarvesterError as exc:
+                    if is_fatal(exc):
                         raise
-                    return self._failed(lf, attempts, f"download link refused: {exc}")
+                    return self._failed(lf, attempts, f"no download link: {exc}")
                 log.debug("harvest.link_requested", url=link.url.redacted)
                 if not plan.link_usable(link.expires_at, self.now(), dl.expiry_margin):
                     return self._failed(
@@ -489,9 +505,14 @@ class Engine:
             async with anyio.create_task_group() as tg:
                 for _ in range(workers):
                     tg.start_soon(worker)
-        except anyio.get_cancelled_exc_class():
+        except BaseException as exc:
+            # Cancelled, or a fatal error elsewhere: the files no worker reached still get an
+            # outcome, and callers see our own error rather than an exception group.
             for lf, _ in queue:
-                self.record(file_result(lf, Outcome.CANCELLED, reason="run interrupted before it started"))
+                self.record(file_result(lf, Outcome.CANCELLED, reason="run stopped before this file started"))
+            failure = expected_failure(exc) if isinstance(exc, BaseExceptionGroup) else None
+            if failure is not None:
+                raise failure from exc
             raise
 
     async def _fetch_bound(self, lf: LogFile, dest: Destination) -> None:
@@ -539,6 +560,11 @@ class Engine:
     def instance_parallelism(self) -> int:
         """Instances in flight at once: enough to keep the API slots busy while others wait."""
         return max(64, 4 * self.settings.limits.api_concurrency)
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """Errors that stop the whole run (credentials refused, archive unwritable)."""
+    return classify(exc).action is Action.FATAL
 
 
 def _label(target: Target) -> str:

@@ -23,12 +23,12 @@ import structlog
 
 from harvester import plan
 from harvester.dcs import GroupInfo, InstanceInfo
-from harvester.errors import ApiError, AuthError, HarvesterError, UsageError, exit_code
-from harvester.harvest import Destination, Engine, file_result, to_logfile
+from harvester.errors import ApiError, HarvesterError, UsageError, exit_code
+from harvester.harvest import Destination, Engine, file_result, is_fatal, to_logfile
 from harvester.manifest import ManifestEntry
 from harvester.models import LogFile, Outcome, Replica, RunSummary, Target
 from harvester.report import render_text, summary_dict
-from harvester.session import execute, new_run_id, prepare
+from harvester.session import execute, json_bytes, new_run_id, prepare, write_record
 from harvester.storage import Archive, write_bytes_atomic
 
 log = structlog.get_logger("harvester")
@@ -99,9 +99,9 @@ class Incident:
         with structlog.contextvars.bound_contextvars(project=target.project, instance=target.instance_name):
             try:
                 await self._collect_instance(target)
-            except AuthError:
-                raise
             except HarvesterError as exc:
+                if is_fatal(exc):
+                    raise
                 reason = str(exc)
                 if isinstance(exc, ApiError):
                     reason += f" (instance status {target.status}, engine {target.engine_version})"
@@ -113,10 +113,10 @@ class Incident:
         base = plan.instance_dir(target)
         info = await client.show_instance(target.instance_id)
         groups, replicas = await engine.topology(target)
+        chosen = pick_replicas(replicas, self.options.replica)
         await self._write_json(target, base / "instance.json", dict(info.raw))
         if groups:
             await self._write_json(target, base / "groups.json", _groups_json(groups))
-        chosen = pick_replicas(replicas, self.options.replica)
         if not chosen:
             raise UsageError(
                 f"--replica {self.options.replica!r} matches no replica of {target.instance_name}"
@@ -130,7 +130,8 @@ class Incident:
             await engine.collect(*request)
 
         await engine.for_each(posts, post)
-        items, timed_out = await engine.wait_for_collection(target, chosen, before)
+        collected = await engine.wait_for_collection(target, chosen, before)
+        items, timed_out = collected.items, collected.timed_out
         fresh = [to_logfile(i, replicas, target) for i in items if i.id not in before]
         mine = [lf for lf in fresh if any(_owned(lf, r) for r in chosen)]
         work: list[tuple[LogFile, Destination]] = []
@@ -154,9 +155,9 @@ class Incident:
                 lf = LogFile(replica, "", "", engine.now().date(), "")
                 reason = f"no file within collect.wait_timeout ({engine.settings.collect.wait_timeout:g}s)"
                 engine.record(file_result(lf, Outcome.FAILED, reason=reason))
-        if self.options.slowlog:
-            await self._slowlog(target, info, base)
         await engine.fetch_all(work)
+        if self.options.slowlog:  # after the logs: a slow-log failure must not cost them
+            await self._slowlog(target, info, base)
 
     async def _slowlog(self, target: Target, info: InstanceInfo, base: PurePosixPath) -> None:
         start, end = slowlog_window(
@@ -165,8 +166,8 @@ class Incident:
         client = self.engine.project_of(target).client
         try:
             entries = await client.slowlogs(info.instance_id, start=start, end=end)
-        except ApiError as exc:
-            if isinstance(exc, AuthError):
+        except HarvesterError as exc:
+            if is_fatal(exc):
                 raise
             self.engine.instance_failed(target.project, target.instance_name, f"slow log: {exc}")
             return
@@ -252,11 +253,15 @@ def run_incident(args: argparse.Namespace, since: datetime | None, until: dateti
     data["bundle"] = str(bundle_dir)
     print(render_text(summary))
     if bundle_dir.is_dir():
-        Archive(root).write_json_atomic(f"{bundle}/summary.json", data)
+        archive = Archive(root)
+        write_record(
+            "summary.json",
+            lambda: archive.write_json_atomic(f"{bundle}/summary.json", data),
+        )
         if args.tar:
-            print(f"tarball: {Archive(root).write_tar(bundle)}")
+            write_record("--tar", lambda: print(f"tarball: {archive.write_tar(bundle)}"))
     if args.summary_json is not None:
-        write_bytes_atomic(Path(args.summary_json), (json.dumps(data, indent=2) + "\n").encode())
+        write_record("--summary-json", lambda: write_bytes_atomic(Path(args.summary_json), json_bytes(data)))
     if summary.fatal:
         print(f"harvester: error: {summary.fatal}", file=sys.stderr)
     print(bundle_dir)

@@ -262,8 +262,8 @@ def manifest_folders(root: Path, *, include_incidents: bool = True) -> list[str]
     names: list[str] = []
     try:
         top = sorted(os.scandir(root), key=lambda e: e.name)
-    except FileNotFoundError:
-        return names
+    except (FileNotFoundError, NotADirectoryError):
+        return names  # no archive yet: nothing is archived
     for item in top:
         if _is_date_name(item.name) and item.is_dir(follow_symlinks=False):
             names.append(item.name)
@@ -596,7 +596,7 @@ class EmptyDays:
         keys: set[ArchiveKey] = set()
         try:
             data = self._path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return keys
         for raw in data[: data.rfind(b"\n") + 1].split(b"\n"):
             if not raw.strip():

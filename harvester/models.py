@@ -46,8 +46,12 @@ def redact_url(url: str) -> str:
     """Drop query string, fragment and userinfo: what remains is safe to log and store."""
     parts = urlsplit(url)
     netloc = parts.hostname or ""
-    if parts.port is not None:
-        netloc = f"{netloc}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:  # a malformed port must not turn redaction into a crash
+        port = None
+    if port is not None:
+        netloc = f"{netloc}:{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
@@ -69,6 +73,10 @@ class SignedUrl:
     @property
     def host(self) -> str:
         return (urlsplit(self._url).hostname or "").lower()
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self._url).scheme.lower()
 
     def __repr__(self) -> str:
         return f"SignedUrl({self.redacted!r})"

@@ -16,8 +16,9 @@ from pathlib import PurePosixPath
 import structlog
 
 from harvester import plan
-from harvester.errors import AuthError, HarvesterError
-from harvester.harvest import Destination, Engine, file_result, to_logfile, today_utc
+from harvester.dcs import RunlogItem
+from harvester.errors import HarvesterError
+from harvester.harvest import Destination, Engine, file_result, is_fatal, to_logfile, today_utc
 from harvester.manifest import EmptyDays, archived_keys
 from harvester.models import ArchiveKey, LogFile, Outcome, Replica, RunSummary, Target
 
@@ -86,9 +87,9 @@ class Nightly:
         with structlog.contextvars.bound_contextvars(project=target.project, instance=target.instance_name):
             try:
                 await self._harvest_instance(target)
-            except AuthError:
-                raise
             except HarvesterError as exc:
+                if is_fatal(exc):
+                    raise
                 self.engine.instance_failed(
                     target.project, f"{target.instance_name} ({target.instance_id})", str(exc)
                 )
@@ -98,32 +99,30 @@ class Nightly:
         settings = engine.settings
         replicas = await engine.replicas(target)
         items = await engine.list_logs(target)
-        listed = [to_logfile(i, replicas, target) for i in items]
 
-        # Which days each replica still needs, and which of those DCS cannot already serve.
         need: dict[Replica, list[date]] = {}
         for replica in replicas:
             have = self._days_for(replica, self.archived)
             empty = self._days_for(replica, self.empty)
             missing = plan.missing_days(self.today, have, empty, include_today=self.options.include_today)
-            ready = {
-                lf.day
-                for lf in listed
-                if _matches(lf, replica) and plan.classify_status(lf.status) == "ready"
-            }
-            # today's file grows: a listed copy is stale, so today is always collected afresh
-            wanted = [d for d in missing if (d not in ready or d == self.today) and d in self.window]
+            wanted = [d for d in missing if d in self.window]
             if wanted:
                 need[replica] = wanted
         requests = {r: self._requests(days) for r, days in need.items()}
-        collecting = settings.collect.enabled and any(requests.values())
 
         if self.options.dry_run:
-            self._dry_run(target, replicas, listed, requests if settings.collect.enabled else {})
+            self._dry_run(target, replicas, items, need, requests)
             return
 
-        timed_out: set[Replica] = set()
-        if collecting:
+        # DCS items carry no collection time, and one collected while its day was still running
+        # (an incident bundle, --include-today) lists as `succeed` with part of the log. So with
+        # collection on, only files this run collected, after their day ended, are downloaded;
+        # with it off, what DCS lists is all there is.
+        timed_out: frozenset[Replica] = frozenset()
+        no_files: frozenset[Replica] = frozenset()
+        if not settings.collect.enabled:
+            listed = [to_logfile(i, replicas, target) for i in items]
+        elif any(requests.values()):
             before = {i.id for i in items}
             posts = [(r, qt) for r, query_times in requests.items() for qt in query_times]
 
@@ -131,11 +130,14 @@ class Nightly:
                 await engine.collect(*request)
 
             await engine.for_each(posts, post)
-            items, timed_out = await engine.wait_for_collection(
+            collected = await engine.wait_for_collection(
                 target, [r for r, q in requests.items() if q], before
             )
-            listed = [to_logfile(i, replicas, target) for i in items]
-            await self._remember_empty(need, listed, timed_out)
+            listed = [to_logfile(i, replicas, target) for i in collected.items if i.id not in before]
+            timed_out, no_files = collected.timed_out, collected.no_files
+            await self._remember_empty(need, listed, timed_out | no_files)
+        else:
+            listed = []
 
         wanted_days = {d for days in need.values() for d in days} | self._all_complete_days()
         chosen = plan.select_downloads(
@@ -146,20 +148,16 @@ class Nightly:
             wanted_days=wanted_days,
         )
         chosen_keys = {lf.key for lf in chosen}
-        self._report_unavailable(target, need, listed, chosen_keys, timed_out)
-        self._report_present(target, chosen_keys)
-        await engine.fetch_all(
-            (
-                lf,
-                Destination(
-                    plan.date_folder(lf.day),
-                    plan.archive_relpath(
-                        target, lf.replica.group_name, lf.file_name, lf.replica.replication_ip
-                    ),
-                ),
-            )
-            for lf in chosen
+        self._report_unavailable(
+            target, need=need, listed=listed, chosen=chosen_keys, timed_out=timed_out, no_files=no_files
         )
+        self._report_present(target, chosen_keys)
+        await engine.fetch_all((lf, self._destination(target, lf)) for lf in chosen)
+
+    @staticmethod
+    def _destination(target: Target, lf: LogFile) -> Destination:
+        relpath = plan.archive_relpath(target, lf.replica.group_name, lf.file_name, lf.replica.replication_ip)
+        return Destination(plan.date_folder(lf.day), relpath)
 
     def _requests(self, days: list[date]) -> tuple[int, ...]:
         """Automatic catch-up picks the smallest covering query_time; ``collect.days`` pins it."""
@@ -175,12 +173,16 @@ class Nightly:
         return days
 
     async def _remember_empty(
-        self, need: dict[Replica, list[date]], listed: Sequence[LogFile], timed_out: set[Replica]
+        self, need: dict[Replica, list[date]], listed: Sequence[LogFile], unsure: frozenset[Replica]
     ) -> None:
-        """Days a finished collection produced no file for are quiet days: never re-collect them."""
+        """Days a finished collection produced no file for are quiet days: never re-collect them.
+
+        Only replicas that did produce files for other days count as finished; one that produced
+        nothing at all (``unsure``) may just be slow, so its days are tried again next run.
+        """
         quiet: list[ArchiveKey] = []
         for replica, days in need.items():
-            if replica in timed_out:
+            if replica in unsure:
                 continue
             present = {lf.day for lf in listed if _matches(lf, replica)}
             t = replica.target
@@ -197,28 +199,39 @@ class Nightly:
     def _report_unavailable(
         self,
         target: Target,
+        *,
         need: dict[Replica, list[date]],
         listed: Sequence[LogFile],
         chosen: set[ArchiveKey],
-        timed_out: set[Replica],
+        timed_out: frozenset[Replica],
+        no_files: frozenset[Replica],
     ) -> None:
         """A needed day with no downloadable file is a failure the operator must see."""
         engine = self.engine
+        collect = engine.settings.collect
         for replica, days in need.items():
             for day in days:
                 mine = [lf for lf in listed if _matches(lf, replica) and lf.day == day]
                 if any(lf.key in chosen for lf in mine):
                     continue
-                if any(plan.classify_status(lf.status) == "failed" for lf in mine):
+                statuses = {plan.classify_status(lf.status) for lf in mine}
+                if "failed" in statuses:
                     reason = "DCS reported the log collection as failed"
+                elif "pending" in statuses:
+                    reason = "DCS still lists the file as not ready"
                 elif replica in timed_out:
-                    reason = (
-                        f"no file within collect.wait_timeout ({engine.settings.collect.wait_timeout:g}s)"
-                    )
-                elif not engine.settings.collect.enabled and not mine:
+                    reason = f"no file within collect.wait_timeout ({collect.wait_timeout:g}s)"
+                elif not collect.enabled:
                     reason = "not listed by DCS and collect.enabled is false"
                 else:
-                    continue  # quiet day, or a file just chosen under its own key
+                    if replica in no_files and day != self.today:
+                        log.warning(
+                            "harvest.day_not_collected",
+                            replica=replica.replication_ip or "-",
+                            day=day.isoformat(),
+                            reason="the collection produced no file (a quiet Redis?); tried again next run",
+                        )
+                    continue  # a quiet day
                 group, ip = _rkey(replica)
                 lf = LogFile(Replica(target, group, ip, replica.replication_id), "", "", day, "failed")
                 engine.record(file_result(lf, Outcome.FAILED, reason=reason))
@@ -242,29 +255,28 @@ class Nightly:
         self,
         target: Target,
         replicas: Sequence[Replica],
-        listed: Sequence[LogFile],
+        items: Sequence[RunlogItem],
+        need: dict[Replica, list[date]],
         requests: dict[Replica, tuple[int, ...]],
     ) -> None:
+        """What a real run would do: the collections, and the days (or files) it would fetch."""
+        collect = self.engine.settings.collect.enabled
+        listed = [to_logfile(i, replicas, target) for i in items] if not collect else []
         chosen = plan.select_downloads(
             listed, self.archived, self.today, include_today=self.options.include_today
         )
         for replica in replicas:
-            files = tuple(
-                str(
-                    PurePosixPath(
-                        plan.date_folder(lf.day),
-                        plan.archive_relpath(
-                            target, lf.replica.group_name, lf.file_name, lf.replica.replication_ip
-                        ),
-                    )
+            if collect:
+                fetch = tuple(f"day {d.isoformat()}" for d in sorted(need.get(replica, [])))
+            else:
+                fetch = tuple(
+                    str(PurePosixPath(plan.date_folder(lf.day)) / self._destination(target, lf).relpath)
+                    for lf in chosen
+                    if _matches(lf, replica)
                 )
-                for lf in chosen
-                if _matches(lf, replica)
-            )
+            label = replica.replication_ip or "(single node)"
             self.dry_run_lines.append(
-                DryRunLine(
-                    target, replica.replication_ip or "(single node)", requests.get(replica, ()), files
-                )
+                DryRunLine(target, label, requests.get(replica, ()) if collect else (), fetch)
             )
 
 

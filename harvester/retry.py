@@ -92,6 +92,7 @@ async def call_with_retry(
     The rate limiter is consulted before every attempt, so retries are paced too.
     """
     counts = {"error": 0, "throttled": 0}
+    started = time.monotonic()
 
     def hook(exc: Exception) -> bool | float:
         c = classify(exc)
@@ -108,7 +109,7 @@ async def call_with_retry(
             return wait
         if c.action is Action.RETRY:
             counts["error"] += 1
-            if counts["error"] >= policy.attempts:
+            if counts["error"] >= policy.attempts or time.monotonic() - started > policy.timeout:
                 return False
             if on_retry is not None:
                 on_retry(RetryEvent(what, "error", counts["error"], None, str(exc)))
@@ -118,7 +119,7 @@ async def call_with_retry(
     async for attempt in stamina.retry_context(
         on=hook,
         attempts=policy.attempts + policy.throttle_attempts,
-        timeout=policy.timeout,
+        timeout=None,  # the hook bounds error retries by policy.timeout; throttle waits have their own budget
         wait_initial=policy.wait_initial,
         wait_max=policy.wait_max,
         wait_jitter=policy.wait_jitter,

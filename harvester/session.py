@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import secrets
 import signal
@@ -99,14 +100,21 @@ def authenticators(settings: Settings, transport: Transport) -> dict[str, Authen
 
 @asynccontextmanager
 async def open_engine(
-    settings: Settings, run_id: str, *, progress: bool, lock_name: str | None, lock_timeout: float
+    settings: Settings,
+    run_id: str,
+    *,
+    progress: bool,
+    lock_name: str | None,
+    lock_timeout: float,
+    read_only: bool = False,
 ) -> AsyncIterator[Engine]:
     """Start what the config asks for and yield a ready engine; closes all of it afterwards."""
     async with AsyncExitStack() as stack:
         if settings.emulator is not None:
             settings = await stack.enter_async_context(_embedded_emulator(settings))
         archive = Archive(settings.archive.root)
-        await anyio.to_thread.run_sync(archive.check_writable)
+        if not read_only:  # --dry-run must work on an archive it may not write
+            await anyio.to_thread.run_sync(archive.check_writable)
         if lock_name is not None:
             holder = await stack.enter_async_context(archive.run_lock(lock_name, lock_timeout))
             if holder is not None:
@@ -238,6 +246,7 @@ def execute(
             progress=not args.no_progress,
             lock_name=lock_name,
             lock_timeout=args.lock_timeout,
+            read_only=bool(getattr(args, "dry_run", False)),
         ) as engine:
             box["summary"] = engine.summary
             await work(engine)
@@ -298,10 +307,11 @@ def finish(
         except HarvesterError as exc:
             print(f"harvester: error: could not write the run summary: {exc}", file=sys.stderr)
     if args.summary_json is not None:
-        write_bytes_atomic(Path(args.summary_json), _json_bytes(data))
+        write_record("--summary-json", lambda: write_bytes_atomic(Path(args.summary_json), json_bytes(data)))
     metrics_file = getattr(args, "metrics_file", None)
     if metrics_file is not None:
-        write_metrics(Path(metrics_file), metrics_snapshot(summary, code, shard))
+        snapshot = metrics_snapshot(summary, code, shard)
+        write_record("--metrics-file", lambda: write_metrics(Path(metrics_file), snapshot))
     print(render_text(summary))
     print(f"archive: {settings.archive.root}")
     if summary.fatal:
@@ -309,10 +319,18 @@ def finish(
     return code
 
 
-def _json_bytes(data: object) -> bytes:
-    import json  # noqa: PLC0415
-
+def json_bytes(data: object) -> bytes:
     return (json.dumps(data, indent=2) + "\n").encode()
+
+
+def write_record(what: str, write: Callable[[], object]) -> None:
+    """A summary or metrics file that cannot be written is reported, never a traceback, and
+    never changes the run's exit code: the harvest itself already happened."""
+    try:
+        write()
+    except (HarvesterError, OSError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"harvester: error: {what}: could not write it: {reason}", file=sys.stderr)
 
 
 def metrics_snapshot(summary: RunSummary, code: int, shard: str | None) -> MetricsSnapshot:

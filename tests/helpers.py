@@ -173,7 +173,12 @@ async def harvest(
     """One nightly run through the real engine; ``options`` are :class:`NightlyOptions` fields."""
     run_id = new_run_id(datetime.now(UTC))
     async with open_engine(
-        settings, run_id, progress=False, lock_name="run" if lock else None, lock_timeout=lock_timeout
+        settings,
+        run_id,
+        progress=False,
+        lock_name="run" if lock else None,
+        lock_timeout=lock_timeout,
+        read_only=bool(options.get("dry_run", False)),
     ) as engine:
         await Nightly(engine, NightlyOptions(**options)).run()
         summary = engine.summary
