@@ -15,13 +15,14 @@ import functools
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import quote
 
 import structlog
 
+from harvester import plan
 from harvester.auth import Authenticator
 from harvester.errors import ApiError
 from harvester.models import SignedLink, SignedUrl, Target
@@ -30,7 +31,6 @@ from harvester.transport import MALFORMED_STATUS, Transport
 T = TypeVar("T")
 
 MAX_LIMIT = 1000  # the API's ceiling for ``limit``
-LINK_LIFETIME = timedelta(hours=24)  # contract 2.3: fixed, not configurable
 QUERY_TIMES = (0, 1, 3, 7)
 _MAX_PAGES_WITHOUT_TOTAL = 10_000
 
@@ -239,23 +239,8 @@ def parse_runlog(data: Mapping[str, Any]) -> RunlogItem | None:
 
 
 def link_expiry(link: str, obtained_at: datetime) -> datetime:
-    """When a signed link stops working: its ``Expires`` (V2) or ``X-Amz-*`` (V4), else +24 h."""
-    query = dict(parse_qsl(urlsplit(link).query, keep_blank_values=True))
-    expires = _int(query.get("Expires"))
-    if expires is not None and expires > 0:
-        try:
-            return datetime.fromtimestamp(expires, UTC)
-        except (OverflowError, OSError, ValueError):
-            pass
-    amz_date, amz_expires = query.get("X-Amz-Date"), _int(query.get("X-Amz-Expires"))
-    if amz_date and amz_expires is not None:
-        try:
-            start = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-        except ValueError:
-            pass
-        else:
-            return start + timedelta(seconds=amz_expires)
-    return obtained_at + LINK_LIFETIME
+    """When a link stops working: its ``Expires``, checked for sanity, else obtained + 24 h."""
+    return plan.link_expires_at(link, obtained_at)
 
 
 def _dicts(value: Any) -> Iterable[Mapping[str, Any]]:

@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
@@ -194,7 +194,12 @@ class Engine:
     # -- resolving ----------------------------------------------------------------------
 
     async def resolve_targets(
-        self, only: Sequence[str] = (), *, strict: bool = False, skip_unusable: bool = True
+        self,
+        only: Sequence[str] = (),
+        *,
+        strict: bool = False,
+        skip_unusable: bool = True,
+        keep: Callable[[str, str], bool] | None = None,
     ) -> list[Target]:
         """Every instance the config names or discovers, filtered by ``only`` (names or ids).
 
@@ -217,6 +222,8 @@ class Engine:
 
         if only:
             found = self._filter_only(found, only, strict=strict)
+        if keep is not None:  # e.g. this shard's instances: only those cost a show call
+            found = [(p, i) for p, i in found if keep(p.project_id, i.instance_id)]
         found = await self._details(found)
         targets: list[Target] = []
         for project, info in sorted(
@@ -275,7 +282,7 @@ class Engine:
             return await client.list_instances(name=name, tags=tags or None)
         result: list[InstanceInfo] = []
         ids = [ref.id for ref in ps.instances if ref.id is not None]
-        names = [ref.name for ref in ps.instances if ref.name is not None]
+        by_name = [ref for ref in ps.instances if ref.name is not None]
 
         async def show(instance_id: str) -> None:
             try:
@@ -286,15 +293,15 @@ class Engine:
                 self.instance_failed(ps.name, instance_id, str(exc))
 
         await self.for_each(ids, show)
-        if names:
+        if by_name:
             listed = await client.list_instances()
-            for name in names:
-                hits = [i for i in listed if i.name == name]
-                if len(hits) != 1:
-                    what = "no instance" if not hits else f"{len(hits)} instances"
-                    self.instance_failed(ps.name, name, f"name matches {what}; use the instance id")
-                    continue
-                result.append(hits[0])
+            by_id = {i.instance_id: i for i in listed}
+            listing = [plan.ListedInstance(i.instance_id, i.name, i.status, i.engine_version) for i in listed]
+            for match in plan.match_instances(by_name, listing, project=ps.name):
+                if match.instance is None:
+                    self.instance_failed(ps.name, match.ref.name or "?", str(match.error))
+                else:
+                    result.append(by_id[match.instance.instance_id])
         return result
 
     async def _details(self, found: list[tuple[Project, InstanceInfo]]) -> list[tuple[Project, InstanceInfo]]:
@@ -607,10 +614,6 @@ def file_result(
         attempts=attempts,
         reason=reason,
     )
-
-
-def today_utc(now: datetime) -> date:
-    return now.astimezone(UTC).date()
 
 
 def group_by_replica(files: Iterable[LogFile]) -> dict[tuple[str, str], list[LogFile]]:

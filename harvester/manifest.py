@@ -48,7 +48,6 @@ __all__ = [
     "ManifestEntry",
     "ManifestWriter",
     "VerifyReport",
-    "archived_days",
     "archived_keys",
     "manifest_folders",
     "read_entries",
@@ -313,15 +312,6 @@ def archived_keys(root: Path) -> set[ArchiveKey]:
             except (OSError, ValueError):
                 continue
     return keys
-
-
-def archived_days(root: Path) -> dict[tuple[str, str, str, str], set[date]]:
-    """The same data as :func:`archived_keys`, grouped per replica."""
-    days: dict[tuple[str, str, str, str], set[date]] = {}
-    for key in archived_keys(root):
-        replica = (key.project_id, key.instance_id, key.group_name, key.replication_ip)
-        days.setdefault(replica, set()).add(key.day)
-    return days
 
 
 # --- writing -------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import structlog
 from harvester import plan
 from harvester.dcs import RunlogItem
 from harvester.errors import HarvesterError
-from harvester.harvest import Destination, Engine, file_result, is_fatal, to_logfile, today_utc
+from harvester.harvest import Destination, Engine, file_result, is_fatal, to_logfile
 from harvester.manifest import EmptyDays, archived_keys
 from harvester.models import ArchiveKey, LogFile, Outcome, Replica, RunSummary, Target
 
@@ -47,7 +47,7 @@ class Nightly:
     def __init__(self, engine: Engine, options: NightlyOptions) -> None:
         self.engine = engine
         self.options = options
-        self.today: date = today_utc(engine.now())
+        self.today: date = plan.today_utc(engine.now())
         self.archived: set[ArchiveKey] = set()
         self.empty_store = EmptyDays(engine.archive.root)
         self.empty: set[ArchiveKey] = set()
@@ -65,10 +65,15 @@ class Nightly:
         engine = self.engine
         self.archived = archived_keys(engine.archive.root)
         self.empty = self.empty_store.load()
-        targets = await engine.resolve_targets(self.options.only)
+        keep = None
         if self.options.shard is not None:
             k, n = self.options.shard
-            targets = [t for t in targets if plan.in_shard(t.project_id, t.instance_id, k, n)]
+
+            def keep(project_id: str, instance_id: str) -> bool:
+                return plan.in_shard(project_id, instance_id, k, n)
+
+        targets = await engine.resolve_targets(self.options.only, keep=keep)
+        if self.options.shard is not None:
             log.info("harvest.shard_selected", shard=f"{k}/{n}", instances=len(targets))
         await engine.for_each(targets, self._instance, limit=engine.instance_parallelism)
         return engine.summary

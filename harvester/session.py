@@ -48,6 +48,9 @@ from harvester.transport import Transport
 log = structlog.get_logger("harvester")
 
 
+FLEET_LOCK = "run"  # held exclusively by an unsharded run, shared by the shards of a sharded one
+
+
 def new_run_id(now: datetime) -> str:
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
 
@@ -116,6 +119,10 @@ async def open_engine(
         if not read_only:  # --dry-run must work on an archive it may not write
             await anyio.to_thread.run_sync(archive.check_writable)
         if lock_name is not None:
+            if lock_name != FLEET_LOCK:
+                # A shard shares the fleet lock with its sibling shards; an unsharded run holds
+                # it alone, so a manual full run and the sharded CronJob never overlap.
+                await stack.enter_async_context(archive.run_lock(FLEET_LOCK, lock_timeout, shared=True))
             holder = await stack.enter_async_context(archive.run_lock(lock_name, lock_timeout))
             if holder is not None:
                 log.warning("harvest.stale_lock_taken_over", previous=holder.describe())
@@ -268,7 +275,9 @@ def run_nightly(args: argparse.Namespace) -> int:
         dry_run=args.dry_run, include_today=args.include_today, only=tuple(args.instance), shard=shard
     )
     run_id = new_run_id(datetime.now(UTC))
-    lock_name = None if args.dry_run else ("run" if shard is None else f"run-shard-{shard[0]}-of-{shard[1]}")
+    lock_name = (
+        None if args.dry_run else (FLEET_LOCK if shard is None else f"run-shard-{shard[0]}-of-{shard[1]}")
+    )
     lines: list[str] = []
 
     async def work(engine: Engine) -> None:

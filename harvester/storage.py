@@ -631,19 +631,23 @@ class Archive:
             raise StorageError(f"cannot write {target}: {_reason(exc)}") from None
         return target
 
-    def run_lock(self, name: str, timeout: float) -> AbstractAsyncContextManager[LockHolder | None]:
+    def run_lock(
+        self, name: str, timeout: float, *, shared: bool = False
+    ) -> AbstractAsyncContextManager[LockHolder | None]:
         """Hold ``<root>/.locks/<name>.lock`` for a run; waits up to ``timeout`` seconds.
 
         The block receives the previous holder when it died without releasing the lock (its
         details were still in the file), else None. The file is never deleted: unlinking a
-        flock file lets two processes lock two different inodes under one name.
+        flock file lets two processes lock two different inodes under one name. ``shared``
+        holders (the shards of one sharded run) coexist with each other but not with an
+        exclusive holder (an unsharded run of the whole fleet); they leave no details.
         """
         if not name or name.startswith(".") or not all(c.isalnum() or c in "._-" for c in name):
             raise StorageError(f"invalid lock name {name!r}")
-        return self._run_lock(name, timeout)
+        return self._run_lock(name, timeout, shared)
 
     @asynccontextmanager
-    async def _run_lock(self, name: str, timeout: float) -> AsyncIterator[LockHolder | None]:
+    async def _run_lock(self, name: str, timeout: float, shared: bool) -> AsyncIterator[LockHolder | None]:
         path = self._internal_path(PurePosixPath(".locks", f"{name}.lock"), create=True)
         # Shielded steps: a cancel landing mid-thread would otherwise leak the descriptor, or
         # leave our details in the file so the next run reports us as a killed holder.
@@ -653,7 +657,7 @@ class Archive:
             deadline = anyio.current_time() + timeout
             while True:
                 with anyio.CancelScope(shield=True):
-                    taken, stale = await anyio.to_thread.run_sync(_try_take_lock, fd, path)
+                    taken, stale = await anyio.to_thread.run_sync(_try_take_lock, fd, path, shared)
                 if taken:
                     break
                 remaining = deadline - anyio.current_time()
@@ -674,7 +678,7 @@ class Archive:
             yield stale
         finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_release_lock, fd)
+                await anyio.to_thread.run_sync(_release_lock, fd, shared)
 
 
 def _open_lock_file(path: Path) -> int:
@@ -684,14 +688,16 @@ def _open_lock_file(path: Path) -> int:
         raise StorageError(f"cannot open lock file {path}: {_reason(exc)}") from exc
 
 
-def _try_take_lock(fd: int, path: Path) -> tuple[bool, LockHolder | None]:
+def _try_take_lock(fd: int, path: Path, shared: bool = False) -> tuple[bool, LockHolder | None]:
     """Try once; when taken, also return the previous holder if it never released the lock."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         return False, None
     except OSError as exc:
         raise StorageError(f"cannot lock {path}: {_reason(exc)}") from exc
+    if shared:
+        return True, None  # several holders: the file keeps the last exclusive holder's note
     # A clean release empties the file, so leftover contents mean the holder was killed.
     stale = LockHolder.parse(_read_fd(fd))
     mine = {
@@ -705,7 +711,10 @@ def _try_take_lock(fd: int, path: Path) -> tuple[bool, LockHolder | None]:
     return True, stale
 
 
-def _release_lock(fd: int) -> None:
+def _release_lock(fd: int, shared: bool = False) -> None:
+    if shared:
+        os.close(fd)
+        return
     try:
         os.ftruncate(fd, 0)
     except OSError as exc:  # the lock is released by close() anyway; only the note stays

@@ -20,7 +20,6 @@ from harvester.manifest import (
     EmptyDays,
     ManifestEntry,
     ManifestWriter,
-    archived_days,
     archived_keys,
     read_entries,
     verify,
@@ -228,9 +227,6 @@ async def test_archived_keys_need_the_file_with_its_size(archive: Archive, write
     assert archived_keys(archive.root) == {
         ArchiveKey("p-1", "i-1", "group-0", "10.0.0.1", date(2025, 1, 2)),
         ArchiveKey("p-1", "i-1", "group-0", "10.0.0.1", date(2025, 1, 3)),
-    }
-    assert archived_days(archive.root) == {
-        ("p-1", "i-1", "group-0", "10.0.0.1"): {date(2025, 1, 2), date(2025, 1, 3)}
     }
 
 

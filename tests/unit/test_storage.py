@@ -356,3 +356,16 @@ def test_lock_names_cannot_escape(archive: Archive) -> None:
     """A shard name cannot place a lock file outside .locks/."""
     with pytest.raises(StorageError):
         archive.run_lock("../x", 1)
+
+
+async def test_shards_share_the_fleet_lock_but_exclude_a_full_run(tmp_path: Path) -> None:
+    """Sharded runs coexist; an unsharded run of the whole fleet waits for them, then gives up."""
+    archive = Archive(tmp_path / "archive")
+    async with archive.run_lock("run", 1.0, shared=True), archive.run_lock("run", 1.0, shared=True):
+        with pytest.raises(LockError, match="another harvester run holds"):
+            async with archive.run_lock("run", 0.3):
+                pass
+    async with archive.run_lock("run", 0.3):
+        with pytest.raises(LockError):
+            async with archive.run_lock("run", 0.3, shared=True):
+                pass
