@@ -38,7 +38,7 @@ import anyio
 import anyio.to_thread
 
 from harvester.errors import StorageError
-from harvester.models import ArchivedFile, ArchiveKey, LogFile, SignedLink, Target
+from harvester.models import ArchivedFile, ArchiveKey, LogFile, Replica, SignedLink, Target
 from harvester.storage import Archive
 
 __all__ = [
@@ -101,25 +101,15 @@ class ManifestEntry:
         cls, target: Target, archived: ArchivedFile, *, run_id: str, written_at: datetime
     ) -> ManifestEntry:
         """An entry for a file we wrote ourselves (instance.json, slowlog.jsonl): no log, no link."""
-        return cls(
-            path=archived.relpath,
-            size=archived.size,
-            sha256=archived.sha256,
-            project=target.project,
-            project_id=target.project_id,
-            region=target.region,
-            instance_id=target.instance_id,
-            instance_name=target.instance_name,
-            group_name="",
-            replication_ip="",
-            replication_id=None,
-            log_id="",
-            log_date=written_at.date().isoformat(),
-            file_name=PurePosixPath(archived.relpath).name,
-            downloaded_at=written_at.isoformat(),
-            link_expires_at="",
+        return cls.for_file(
+            LogFile(
+                Replica(target, "", "", None), "", PurePosixPath(archived.relpath).name, written_at.date(), ""
+            ),
+            archived,
+            None,
             attempts=1,
             run_id=run_id,
+            downloaded_at=written_at,
         )
 
     @classmethod
@@ -127,7 +117,7 @@ class ManifestEntry:
         cls,
         log: LogFile,
         archived: ArchivedFile,
-        link: SignedLink,
+        link: SignedLink | None,
         *,
         attempts: int,
         run_id: str,
@@ -151,7 +141,7 @@ class ManifestEntry:
             log_date=log.day.isoformat(),
             file_name=log.file_name,
             downloaded_at=downloaded_at.isoformat(),
-            link_expires_at=link.expires_at.isoformat(),
+            link_expires_at=link.expires_at.isoformat() if link is not None else "",
             attempts=attempts,
             run_id=run_id,
         )
