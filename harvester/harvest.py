@@ -97,9 +97,10 @@ class InstanceWork:
 class _Runner:
     """Wraps each HTTP request in the project's rate limit, the global API slots and retries."""
 
-    def __init__(self, engine: Engine, limiter: RateLimiter) -> None:
+    def __init__(self, engine: Engine, limiter: RateLimiter, project: str) -> None:
         self._engine = engine
         self._limiter = limiter
+        self._project = project
 
     async def __call__(self, fn: Callable[[], Awaitable[T]], *, what: str) -> T:
         engine = self._engine
@@ -108,8 +109,11 @@ class _Runner:
             async with engine.api_slots:
                 return await fn()
 
+        def on_retry(event: RetryEvent) -> None:
+            engine.on_retry(self._project, event)
+
         return await call_with_retry(
-            once, what=what, policy=engine.retry_policy, limiter=self._limiter, on_retry=engine.on_retry
+            once, what=what, policy=engine.retry_policy, limiter=self._limiter, on_retry=on_retry
         )
 
 
@@ -152,14 +156,19 @@ class Engine:
                 endpoint=ps.dcs_endpoint,
                 project_id=project_id,
                 auth=auth,
-                runner=_Runner(self, limiter),
+                runner=_Runner(self, limiter, ps.name),
             )
             self.projects.append(Project(ps, project_id, client, limiter))
 
     # -- accounting -------------------------------------------------------------------
 
-    def on_retry(self, event: RetryEvent) -> None:
+    def count_retry(self, project: str) -> None:
         self.summary.retries += 1
+        by_project = self.summary.retries_by_project
+        by_project[project] = by_project.get(project, 0) + 1
+
+    def on_retry(self, project: str, event: RetryEvent) -> None:
+        self.count_retry(project)
         log.info(
             "retry.scheduled",
             what=event.what,
@@ -472,7 +481,7 @@ class Engine:
                     continue
                 if action is not Action.RETRY or attempts >= lim.download_attempts:
                     return self._failed(lf, attempts, str(exc))
-                self.summary.retries += 1
+                self.count_retry(target.project)
                 log.info("harvest.download_retried", attempt=attempts, reason=str(exc))
                 await anyio.sleep(min(0.5 * 2 ** (attempts - 1), 10.0))
                 continue

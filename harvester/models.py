@@ -209,5 +209,6 @@ class RunSummary:
     collections: int = 0
     collections_by_instance: dict[str, int] = field(default_factory=dict)  # instance id -> POSTs
     retries: int = 0
+    retries_by_project: dict[str, int] = field(default_factory=dict)
     interrupted_by: int | None = None  # signal number
     fatal: str | None = None

@@ -352,7 +352,7 @@ def metrics_snapshot(summary: RunSummary, code: int, shard: str | None) -> Metri
             bytes_archived=sum(f.size for f in files if f.outcome is Outcome.ARCHIVED),
             files_failed=sum(1 for f in files if f.outcome in (Outcome.FAILED, Outcome.CANCELLED)),
             files_skipped=sum(1 for f in files if f.outcome is Outcome.PRESENT),
-            retries=summary.retries if len(projects) == 1 else 0,
+            retries=summary.retries_by_project.get(project, 0),
             instances_failed=sum(1 for i in summary.instances if i.project == project and not i.skipped),
         )
     return MetricsSnapshot(
