@@ -678,6 +678,14 @@ def _build(raw: object, path: Path, env: Mapping[str, str], require_credentials:
     else:
         auth, auth_url = _resolve_auth(root.auth or _Auth(), env, require_credentials and not emulated)
     projects = _projects(root.projects or [], auth_url)
+    if auth.method != "password" and not emulated:
+        for i, project in enumerate(projects):
+            if project.project_id is None:
+                raise _Problem(
+                    f"projects[{i}].project_name",
+                    "only auth.method password can resolve a project name (IAM's token names the id); "
+                    "set project_id",
+                )
     download = _download(root.download, projects, emulated)
     return Settings(
         config_path=path.absolute(),

@@ -140,7 +140,7 @@ def test_region_defaults_for_eu_ch2_and_eu_nl(tmp_path: Path) -> None:
     doc = base()
     doc["projects"] = [
         {"name": "ch", "region": "eu-ch2", "project_id": PROJECT_ID},
-        {"name": "nl", "region": "eu-nl", "project_name": "eu-nl_x"},
+        {"name": "nl", "region": "eu-nl", "project_id": PROJECT_ID},
     ]
     s = load(tmp_path, doc)
     ch, nl = s.projects
@@ -651,3 +651,12 @@ def test_allowed_hosts_are_normalised(tmp_path: Path) -> None:
         "obs.eu-nl.otc.t-systems.com",
         "obs.eu-de.otc.t-systems.com",
     )
+
+
+def test_project_name_needs_password_auth(tmp_path: Path) -> None:
+    """Only an IAM password login names a project's id, so AK/SK with project_name is an error."""
+    doc = base()
+    doc["projects"][0].pop("project_id")
+    doc["projects"][0]["project_name"] = "eu-de_x"
+    with pytest.raises(ConfigError, match=r"projects\[0\]\.project_name: only auth.method password"):
+        load(tmp_path, doc)
