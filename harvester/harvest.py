@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -623,10 +622,3 @@ def file_result(
         attempts=attempts,
         reason=reason,
     )
-
-
-def group_by_replica(files: Iterable[LogFile]) -> dict[tuple[str, str], list[LogFile]]:
-    out: dict[tuple[str, str], list[LogFile]] = defaultdict(list)
-    for lf in files:
-        out[(lf.replica.group_name, lf.replica.replication_ip)].append(lf)
-    return out

@@ -151,16 +151,11 @@ async def open_engine(
 
 async def resolve_project_ids(settings: Settings, transport: Transport) -> Settings:
     """DCS paths need the project id; a config that names the project gets it from IAM."""
-    missing = [p for p in settings.projects if p.project_id is None]
-    if not missing:
+    if all(p.project_id is not None for p in settings.projects):
         return settings
     auth = settings.auth
-    if auth.method != "password" or auth.username is None or auth.password is None or auth.domain is None:
-        names = ", ".join(p.name for p in missing)
-        raise ConfigError(
-            f"projects: {names}: project_name can only be resolved with auth.method password; "
-            "set project_id (the 32-hex id under My Credentials in the console)"
-        )
+    if auth.username is None or auth.password is None or auth.domain is None:  # config.py checks this
+        raise ConfigError("projects: project_name needs auth.method password (username, password, domain)")
     resolved = []
     for project in settings.projects:
         if project.project_id is None and project.project_name is not None:
