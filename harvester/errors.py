@@ -75,7 +75,11 @@ class AuthError(ApiError):
 
 
 class TransportError(HarvesterError):
-    """The connection failed before an HTTP answer arrived."""
+    """The connection failed before an HTTP answer arrived (or OBS said "try later")."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class DownloadError(HarvesterError):

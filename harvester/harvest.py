@@ -29,6 +29,7 @@ from harvester.errors import (
     AuthError,
     HarvesterError,
     LinkRefusedError,
+    TransportError,
     UsageError,
     classify,
     expected_failure,
@@ -45,7 +46,7 @@ from harvester.models import (
     Target,
 )
 from harvester.progress import NullProgress, Progress
-from harvester.retry import RateLimiter, RetryEvent, RetryPolicy, call_with_retry
+from harvester.retry import MAX_RETRY_AFTER, RateLimiter, RetryEvent, RetryPolicy, call_with_retry
 from harvester.storage import Archive
 from harvester.transport import Transport
 
@@ -482,7 +483,7 @@ class Engine:
                     return self._failed(lf, attempts, str(exc))
                 self.count_retry(target.project)
                 log.info("harvest.download_retried", attempt=attempts, reason=str(exc))
-                await anyio.sleep(min(0.5 * 2 ** (attempts - 1), 10.0))
+                await anyio.sleep(download_backoff(exc, attempts))
                 continue
             entry = ManifestEntry.for_file(
                 lf, archived, link, attempts=attempts, run_id=self.summary.run_id, downloaded_at=self.now()
@@ -575,6 +576,14 @@ class Engine:
     def instance_parallelism(self) -> int:
         """Instances in flight at once: enough to keep the API slots busy while others wait."""
         return max(64, 4 * self.settings.limits.api_concurrency)
+
+
+def download_backoff(exc: BaseException, attempts: int) -> float:
+    """OBS's own Retry-After when it throttles (capped), else exponential from half a second."""
+    retry_after = exc.retry_after if isinstance(exc, TransportError) else None
+    if retry_after is not None and retry_after > 0:
+        return min(retry_after, MAX_RETRY_AFTER)
+    return min(0.5 * 2.0 ** (attempts - 1), 10.0)
 
 
 def is_fatal(exc: BaseException) -> bool:

@@ -580,5 +580,5 @@ def _raise_download_error(status: int, body: bytes, headers: Mapping[str, str], 
         retry_after = parse_retry_after(headers.get("Retry-After"))
         if retry_after is not None:
             text += f" (Retry-After {retry_after:g} s)"
-        raise TransportError(text)
+        raise TransportError(text, retry_after=retry_after)
     raise DownloadError(text)

@@ -3,6 +3,7 @@ failure larger than one file."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -81,3 +82,21 @@ async def test_dry_run_works_on_an_archive_it_cannot_create(
     assert emu.counters.collections == 0
     assert emu.counters.links_issued == 0
     assert blocker.is_file()
+
+
+async def test_obs_slowdown_waits_as_long_as_obs_asks(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    """OBS answering 503 SlowDown with Retry-After 1 delays that download by a second, then it lands."""
+    emu = await emulator_factory(instances=1, seed=4, healthy=True)
+    emu.faults.obs.fail_first = 1
+    emu.faults.obs.fail_first_kind = "throttle_429"
+    emu.faults.obs.retry_after = 1
+    settings = settings_for(emu, tmp_path)
+
+    started = time.monotonic()
+    summary = await harvest(settings)
+
+    assert code_of(summary) == 0
+    assert emu.counters.statuses["obs:503"] == 1
+    assert time.monotonic() - started >= 1.0
