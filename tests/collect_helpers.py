@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import json
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from harvester.errors import exit_code
 from harvester.incident import Incident, IncidentOptions, bundle_name
 from harvester.models import RunSummary
 from harvester.session import new_run_id, open_engine
+from tests import helpers
 from tests.emulator_sigv import sign
 
 REPO = Path(__file__).resolve().parents[1]
@@ -270,43 +270,10 @@ async def run_cli(*args: str, env: Mapping[str, str], cwd: Path, timeout: float 
 
 @contextlib.asynccontextmanager
 async def emulator_process(workdir: Path, *args: str) -> AsyncIterator[dict[str, Any]]:
-    """``python -m harvester.emulator --port 0 ...`` until the block ends; yields the ready file."""
+    """A fast-collecting emulator child process in ``workdir``; yields its ready file."""
     workdir.mkdir(parents=True, exist_ok=True)
-    ready = workdir / "ready.json"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "harvester.emulator",
-        "--port",
-        "0",
-        "--ready-file",
-        str(ready),
-        "--collect-delay",
-        "0.05",
-        *args,
-        cwd=workdir,
-        env=subprocess_env(),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(400):
-            if ready.exists():
-                break
-            if proc.returncode is not None:
-                raise AssertionError(f"emulator exited with {proc.returncode}")
-            await asyncio.sleep(0.025)
-        else:
-            raise AssertionError("emulator did not write its ready file")
-        yield json.loads(ready.read_text(encoding="utf-8"))
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+    async with helpers.emulator_process(workdir, "--collect-delay", "0.05", *args) as info:
+        yield info
 
 
 def ready_project(info: Mapping[str, Any], name: str = "emulated") -> ProjectEndpoint:
