@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
@@ -359,15 +359,17 @@ class ManifestWriter:
             exists = (self._archive.folder(folder) / MANIFEST_NAME).exists()
             known = exists and path in self._refresh(folder)
             self._archive.append_durably(f"{folder}/{MANIFEST_NAME}", line)
-            digests = self._refresh(folder)
+            entries = self._refresh(folder)
             if known:
                 sha_path = self._archive.folder(folder) / SHA_LIST_NAME
-                self._archive.write_bytes_atomic(sha_path, _sha_list(digests))
+                self._archive.write_bytes_atomic(
+                    sha_path, _sha_list({p: e.sha256 for p, e in entries.items()})
+                )
             else:
-                sha_line = _sha_line(path, digests[path]).encode()
+                sha_line = _sha_line(path, entries[path].sha256).encode()
                 self._archive.append_durably(f"{folder}/{SHA_LIST_NAME}", sha_line)
 
-    def _refresh(self, folder: str) -> dict[str, str]:
+    def _refresh(self, folder: str) -> Mapping[str, ManifestEntry]:
         """Bring the cached parse of ``folder``'s manifest up to date; call under its flock."""
         manifest = self._archive.folder(folder) / MANIFEST_NAME
         try:
@@ -392,7 +394,7 @@ class ManifestWriter:
             cached.offset += used
             cached.tail = data[data.rfind(b"\n", 0, used - 1) + 1 : used]
         self._cache[folder] = cached
-        return {path: e.sha256 for path, e in cached.parsed.entries.items()}
+        return cached.parsed.entries  # read-only view of the cache: no O(n) copy per record
 
     async def reconcile(self, folder: str) -> bool:
         """Cut a torn tail and regenerate a lagging sha256 list; True if anything changed."""
