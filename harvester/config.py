@@ -255,7 +255,8 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Plain http is acceptable only to this machine (the emulator)."""
     if host == "localhost":
         return True
     try:
@@ -351,7 +352,7 @@ def _check_url(v: str | None) -> str | None:
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("http", "https") or not host:
         raise ValueError(f"must be an http(s) URL (got {_show(v)})")
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback(host):
         raise ValueError(f"must use https (plain http only for a local emulator) (got {_show(v)})")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError("must not contain a query string, fragment or user info")

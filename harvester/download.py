@@ -7,12 +7,11 @@ raises and its ``.part`` is discarded, so a half file can never be mistaken for 
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 
-from harvester.config import host_allowed
-from harvester.errors import IncompleteBodyError, LinkRefusedError
+from harvester.config import host_allowed, is_loopback
+from harvester.errors import LinkRefusedError
 from harvester.models import ArchivedFile, SignedLink
 from harvester.storage import Archive
 from harvester.transport import Transport
@@ -34,7 +33,7 @@ async def fetch_to_archive(
         raise LinkRefusedError(
             f"download link points to host {link.url.host!r}, which is not in download.allowed_hosts"
         )
-    if link.url.scheme != "https" and not _loopback(link.url.host):
+    if link.url.scheme != "https" and not is_loopback(link.url.host):
         # The query string is a bearer credential: it must not cross a network in clear text.
         raise LinkRefusedError(f"download link to {link.url.host!r} is not https")
     async with (
@@ -45,16 +44,5 @@ async def fetch_to_archive(
             await part.write(chunk)
             if on_bytes is not None:
                 on_bytes(len(chunk))
-        if body.content_length is not None and part.bytes_written != body.content_length:
-            raise IncompleteBodyError(
-                f"{link.url.redacted}: got {part.bytes_written} of {body.content_length} bytes"
-            )
+        # chunks() has already raised unless every byte of Content-Length arrived.
         return await part.commit()
-
-
-def _loopback(host: str) -> bool:
-    """The emulator serves plain http on loopback; nothing else may."""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
