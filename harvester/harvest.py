@@ -8,7 +8,6 @@ here is the orchestration and the accounting: every file ends in exactly one Fil
 
 from __future__ import annotations
 
-import difflib
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -269,12 +268,8 @@ class Engine:
                     f"--instance {wanted!r} matches {len(hits)} instances: {listing}; give an id"
                 )
             if not hits:
-                names = sorted({i.name for _, i in found})
-                close = [n for n in names if wanted.lower() in n.lower()]
-                close += [
-                    n for n in difflib.get_close_matches(wanted, names, n=5, cutoff=0.6) if n not in close
-                ]
-                close = close[:10]
+                listed = [plan.ListedInstance(i.instance_id, i.name) for _, i in found]
+                close = sorted({c.name for c in plan.suggest(wanted, listed)})
                 hint = f"; similar names: {', '.join(close)}" if close else ""
                 raise UsageError(f"--instance {wanted!r} matches no configured instance{hint}")
             for p, i in hits:

@@ -317,7 +317,8 @@ def _label(inst: ListedInstance) -> str:
     return f"{inst.name} ({inst.instance_id})"
 
 
-def _candidates(name: str, instances: Sequence[ListedInstance]) -> list[ListedInstance]:
+def suggest(name: str, instances: Sequence[ListedInstance]) -> list[ListedInstance]:
+    """Instances a mistyped name probably meant: substring either way, or a close spelling."""
     folded = name.casefold()
     near = [i for i in instances if folded in i.name.casefold() or i.name.casefold() in folded]
     by_name = {i.name: i for i in instances}
@@ -359,7 +360,7 @@ def match_instances(
                 f"{len(exact)} instances have it ({ids}); list it by id"
             )
         else:
-            near = _candidates(name, instances)
+            near = suggest(name, instances)
             hint = (
                 f"did you mean: {', '.join(_label(i) for i in near)}"
                 if near
