@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from functools import partial
 from pathlib import PurePosixPath
 
+import anyio
+import anyio.to_thread
 import structlog
 
 from harvester import plan
@@ -63,7 +66,9 @@ class Nightly:
 
     async def run(self) -> RunSummary:
         engine = self.engine
-        self.archived = archived_keys(engine.archive.root)
+        root = engine.archive.root
+        since = self.today - timedelta(days=plan.RETENTION_DAYS)
+        self.archived = await anyio.to_thread.run_sync(partial(archived_keys, root, recheck_since=since))
         self.empty = self.empty_store.load()
         keep = None
         if self.options.shard is not None:
