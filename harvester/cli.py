@@ -12,9 +12,13 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harvester import __version__
-from harvester.errors import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, HarvesterError, UsageError
+from harvester.errors import EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_USAGE, HarvesterError, UsageError
+
+if TYPE_CHECKING:
+    from harvester.prune import PrunePlan
 
 EPILOG = "exit codes: 0 ok, 1 partial, 2 usage or config, 3 nothing could be done, 130/143 interrupted"
 
@@ -65,11 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="re-hash an archive against its manifests")
     ver.add_argument("root", type=Path)
 
-    pr = sub.add_parser("prune", help="remove date folders older than N days")
-    pr.add_argument("root", type=Path)
-    pr.add_argument("--keep-days", type=int, required=True)
+    pr = sub.add_parser(
+        "prune",
+        help="remove date folders older than N days",
+        description="Delete date folders (and run summaries, and with --incidents incident bundles) "
+        "older than --keep-days days, today included, and record the retention watermark in "
+        ".state/retention.json so that no later run collects a pruned day again. Without --yes it "
+        "only shows what it would do. With --yes it takes the archive lock like a run.",
+        epilog="exit codes: 0 ok, 2 usage (or the root is not a harvester archive), 3 lock held by a run",
+    )
+    pr.add_argument("root", type=Path, help="the archive root")
+    pr.add_argument("--keep-days", type=int, required=True, help="days to keep, today included (>= 1)")
     pr.add_argument("--yes", action="store_true", help="really delete (default: only show)")
     pr.add_argument("--incidents", action="store_true", help="also prune incident bundles")
+    pr.add_argument(
+        "--lock-timeout", type=float, default=60.0, help="seconds to wait for a running harvest's lock"
+    )
 
     sub.add_parser("emulate", help="run the DCS/IAM/OBS emulator", add_help=False)
     return parser
@@ -102,20 +117,51 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from harvester.prune import apply_prune, plan_prune  # noqa: PLC0415
+    import anyio  # noqa: PLC0415
+
+    from harvester.prune import apply_prune, plan_prune, record_watermark  # noqa: PLC0415
+    from harvester.session import FLEET_LOCK  # noqa: PLC0415
+    from harvester.storage import Archive  # noqa: PLC0415
 
     if args.keep_days < 1:
         raise UsageError("--keep-days must be at least 1")
     if not args.root.is_dir():
         raise UsageError(f"{args.root}: no such archive folder")
-    plan = plan_prune(args.root, args.keep_days, datetime.now(UTC).date(), incidents=args.incidents)
-    for path in [*plan.folders, *plan.run_files, *plan.incidents]:
-        print(f"{'removing' if args.yes else 'would remove'} {path}")
-    if args.yes:
-        apply_prune(plan)
-        print(f"removed {len(plan.folders)} date folders, {len(plan.incidents)} bundles ({plan.bytes} bytes)")
-    else:
-        print(f"{len(plan.folders)} date folders, {len(plan.incidents)} bundles; pass --yes to delete")
+    archive = Archive(args.root)
+    archive.claim(write=False)  # a system folder or somebody else's: refuse before anything
+    now = datetime.now(UTC)
+    if not args.yes:
+        plan = plan_prune(args.root, args.keep_days, now.date(), incidents=args.incidents)
+        for path in [*plan.folders, *plan.run_files, *plan.incidents]:
+            print(f"would remove {path}")
+        print(
+            f"{len(plan.folders)} date folders, {len(plan.incidents)} bundles ({plan.bytes} bytes); "
+            f"would record that days up to {plan.pruned_through} are not collected again; "
+            "pass --yes to delete"
+        )
+        return EXIT_OK
+
+    async def locked() -> tuple[PrunePlan, date]:
+        # Like an unsharded run: the fleet lock, exclusively, so no run (or shard) writes into
+        # a folder being removed, nor collects a day between its deletion and the watermark.
+        async with archive.run_lock(FLEET_LOCK, args.lock_timeout):
+            archive.claim()
+            plan = plan_prune(args.root, args.keep_days, now.date(), incidents=args.incidents)
+            watermark = record_watermark(args.root, plan.pruned_through, keep_days=args.keep_days, now=now)
+            for path in [*plan.folders, *plan.run_files, *plan.incidents]:
+                print(f"removing {path}")
+            apply_prune(plan)
+            return plan, watermark
+
+    try:
+        plan, watermark = anyio.run(locked)
+    except KeyboardInterrupt:
+        print("harvester: error: prune interrupted", file=sys.stderr)
+        return EXIT_SIGINT
+    print(
+        f"removed {len(plan.folders)} date folders, {len(plan.incidents)} bundles ({plan.bytes} bytes); "
+        f"days up to {watermark} are not collected again (.state/retention.json)"
+    )
     return EXIT_OK
 
 

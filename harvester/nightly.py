@@ -24,6 +24,7 @@ from harvester.errors import HarvesterError
 from harvester.harvest import Destination, Engine, file_result, is_fatal, to_logfile
 from harvester.manifest import EmptyDays, archived_keys
 from harvester.models import ArchiveKey, LogFile, Outcome, Replica, RunSummary, Target
+from harvester.prune import pruned_through
 
 log = structlog.get_logger("harvester")
 
@@ -55,6 +56,7 @@ class Nightly:
         self.empty_store = EmptyDays(engine.archive.root)
         self.empty: set[ArchiveKey] = set()
         self.dry_run_lines: list[DryRunLine] = []
+        self.pruned_through: date | None = None  # prune's retention watermark, read in run()
         # Days this run may collect: the retention window, or what ``collect.days`` pins.
         fixed = engine.settings.collect.days
         if fixed is None:
@@ -69,6 +71,8 @@ class Nightly:
         root = engine.archive.root
         since = self.today - timedelta(days=plan.RETENTION_DAYS)
         self.archived = await anyio.to_thread.run_sync(partial(archived_keys, root, recheck_since=since))
+        self.pruned_through = pruned_through(root)
+        self.window = plan.after_watermark(self.window, self.pruned_through)
         self.empty = self.empty_store.load()
         keep = None
         if self.options.shard is not None:
@@ -180,7 +184,7 @@ class Nightly:
         days = set(plan.complete_days(self.today))
         if self.options.include_today:
             days.add(self.today)
-        return days
+        return plan.after_watermark(days, self.pruned_through)
 
     async def _remember_empty(
         self, need: dict[Replica, list[date]], listed: Sequence[LogFile], unsure: frozenset[Replica]
@@ -273,7 +277,11 @@ class Nightly:
         collect = self.engine.settings.collect.enabled
         listed = [to_logfile(i, replicas, target) for i in items] if not collect else []
         chosen = plan.select_downloads(
-            listed, self.archived, self.today, include_today=self.options.include_today
+            listed,
+            self.archived,
+            self.today,
+            include_today=self.options.include_today,
+            wanted_days=self._all_complete_days(),
         )
         for replica in replicas:
             if collect:
