@@ -18,6 +18,7 @@ from harvester import __version__
 from harvester.errors import EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_USAGE, HarvesterError, UsageError
 
 if TYPE_CHECKING:
+    from harvester.manifest import VerifyReport
     from harvester.prune import PrunePlan
 
 EPILOG = "exit codes: 0 ok, 1 partial, 2 usage or config, 3 nothing could be done, 130/143 interrupted"
@@ -66,8 +67,33 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a config and print what it resolved")
     val.add_argument("--config", required=True, type=Path)
 
-    ver = sub.add_parser("verify", help="re-hash an archive against its manifests")
-    ver.add_argument("root", type=Path)
+    ver = sub.add_parser(
+        "verify",
+        help="re-hash an archive against its manifests (--repair: fetch damaged files again)",
+        description="Re-hash every archived file against its manifest and list missing, corrupt and "
+        "extra files (offline). With --repair (and --config), files that are missing or corrupt are "
+        "downloaded again while DCS still has them (7 days), under the archive lock; a damaged file "
+        "stays in place until its replacement is complete.",
+        epilog="exit codes: 0 clean (or everything repaired), 1 something missing, corrupt or extra "
+        "(or not repairable), 2 usage or config, 3 nothing could be done (lock held, API refused)",
+    )
+    ver.add_argument("root", type=Path, help="the archive root")
+    ver.add_argument("--repair", action="store_true", help="download missing or corrupt files again")
+    ver.add_argument("--config", type=Path, help="YAML config file (required with --repair)")
+    ver.add_argument(
+        "--lock-timeout", type=float, default=60.0, help="--repair: seconds to wait for a run's lock"
+    )
+    ver.add_argument(
+        "--log-format", choices=("auto", "json", "console"), default="auto", help="--repair: log format"
+    )
+    ver.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="--repair: log level",
+    )
+    ver.add_argument("--no-progress", action="store_true", help="--repair: no progress bars")
+    ver.add_argument("--summary-json", type=Path, help="--repair: also write the run summary as JSON here")
 
     pr = sub.add_parser(
         "prune",
@@ -102,10 +128,24 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from harvester.manifest import verify  # noqa: PLC0415
+    from harvester.storage import Archive  # noqa: PLC0415
 
+    if args.repair:
+        if args.config is None:
+            raise UsageError("verify --repair needs --config F (the credentials and projects to fetch from)")
+        from harvester.repair import run_repair  # noqa: PLC0415
+
+        return run_repair(args)
     if not args.root.is_dir():
         raise UsageError(f"{args.root}: no such archive folder")
+    Archive(args.root).check_not_system()
     report = verify(args.root)
+    print_report(report)
+    return EXIT_OK if report.clean else EXIT_PARTIAL
+
+
+def print_report(report: VerifyReport) -> None:
+    """verify's listing: one line per problem, then the counts."""
     for kind, paths in (("MISSING", report.missing), ("CORRUPT", report.corrupt), ("EXTRA", report.extra)):
         for p in paths:
             print(f"{kind} {p}")
@@ -113,7 +153,6 @@ def _verify(args: argparse.Namespace) -> int:
         f"checked {report.checked} files: {report.ok} ok, {len(report.missing)} missing, "
         f"{len(report.corrupt)} corrupt, {len(report.extra)} extra"
     )
-    return EXIT_OK if report.clean else EXIT_PARTIAL
 
 
 def _prune(args: argparse.Namespace) -> int:

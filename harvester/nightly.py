@@ -35,6 +35,8 @@ class NightlyOptions:
     include_today: bool = False
     only: tuple[str, ...] = ()
     shard: tuple[int, int] | None = None
+    # verify --repair: only these keys are collected and fetched, as if not archived.
+    repair: frozenset[ArchiveKey] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,8 @@ class Nightly:
         self.archived = await anyio.to_thread.run_sync(partial(archived_keys, root, recheck_since=since))
         self.pruned_through = pruned_through(root)
         self.window = plan.after_watermark(self.window, self.pruned_through)
+        if self.options.repair is not None:
+            self.archived -= self.options.repair
         self.empty = self.empty_store.load()
         keep = None
         if self.options.shard is not None:
@@ -82,6 +86,9 @@ class Nightly:
                 return plan.in_shard(project_id, instance_id, k, n)
 
         targets = await engine.resolve_targets(self.options.only, keep=keep)
+        if self.options.repair is not None:
+            damaged = {k.instance_id for k in self.options.repair}
+            targets = [t for t in targets if t.instance_id in damaged]
         if self.options.shard is not None:
             log.info("harvest.shard_selected", shard=f"{k}/{n}", instances=len(targets))
         await engine.for_each(targets, self._instance, limit=engine.instance_parallelism)
@@ -120,6 +127,8 @@ class Nightly:
             empty = self._days_for(replica, self.empty)
             missing = plan.missing_days(self.today, have, empty, include_today=self.options.include_today)
             wanted = [d for d in missing if d in self.window]
+            if self.options.repair is not None:
+                wanted = [d for d in wanted if d in self._days_for(replica, set(self.options.repair))]
             if wanted:
                 need[replica] = wanted
         requests = {r: self._requests(days) for r, days in need.items()}
@@ -161,6 +170,8 @@ class Nightly:
             include_today=self.options.include_today,
             wanted_days=wanted_days,
         )
+        if self.options.repair is not None:
+            chosen = [lf for lf in chosen if lf.key in self.options.repair]
         chosen_keys = {lf.key for lf in chosen}
         self._report_unavailable(
             target, need=need, listed=listed, chosen=chosen_keys, timed_out=timed_out, no_files=no_files
