@@ -12,9 +12,14 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harvester import __version__
-from harvester.errors import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, HarvesterError, UsageError
+from harvester.errors import EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_USAGE, HarvesterError, UsageError
+
+if TYPE_CHECKING:
+    from harvester.manifest import VerifyReport
+    from harvester.prune import PrunePlan
 
 EPILOG = "exit codes: 0 ok, 1 partial, 2 usage or config, 3 nothing could be done, 130/143 interrupted"
 
@@ -62,14 +67,50 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a config and print what it resolved")
     val.add_argument("--config", required=True, type=Path)
 
-    ver = sub.add_parser("verify", help="re-hash an archive against its manifests")
-    ver.add_argument("root", type=Path)
+    ver = sub.add_parser(
+        "verify",
+        help="re-hash an archive against its manifests (--repair: fetch damaged files again)",
+        description="Re-hash every archived file against its manifest and list missing, corrupt and "
+        "extra files (offline). With --repair (and --config), files that are missing or corrupt are "
+        "downloaded again while DCS still has them (7 days), under the archive lock; a damaged file "
+        "stays in place until its replacement is complete.",
+        epilog="exit codes: 0 clean (or everything repaired), 1 something missing, corrupt or extra "
+        "(or not repairable), 2 usage or config, 3 nothing could be done (lock held, API refused)",
+    )
+    ver.add_argument("root", type=Path, help="the archive root")
+    ver.add_argument("--repair", action="store_true", help="download missing or corrupt files again")
+    ver.add_argument("--config", type=Path, help="YAML config file (required with --repair)")
+    ver.add_argument(
+        "--lock-timeout", type=float, default=60.0, help="--repair: seconds to wait for a run's lock"
+    )
+    ver.add_argument(
+        "--log-format", choices=("auto", "json", "console"), default="auto", help="--repair: log format"
+    )
+    ver.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="--repair: log level",
+    )
+    ver.add_argument("--no-progress", action="store_true", help="--repair: no progress bars")
+    ver.add_argument("--summary-json", type=Path, help="--repair: also write the run summary as JSON here")
 
-    pr = sub.add_parser("prune", help="remove date folders older than N days")
-    pr.add_argument("root", type=Path)
-    pr.add_argument("--keep-days", type=int, required=True)
+    pr = sub.add_parser(
+        "prune",
+        help="remove date folders older than N days",
+        description="Delete date folders (and run summaries, and with --incidents incident bundles) "
+        "older than --keep-days days, today included, and record the retention watermark in "
+        ".state/retention.json so that no later run collects a pruned day again. Without --yes it "
+        "only shows what it would do. With --yes it takes the archive lock like a run.",
+        epilog="exit codes: 0 ok, 2 usage (or the root is not a harvester archive), 3 lock held by a run",
+    )
+    pr.add_argument("root", type=Path, help="the archive root")
+    pr.add_argument("--keep-days", type=int, required=True, help="days to keep, today included (>= 1)")
     pr.add_argument("--yes", action="store_true", help="really delete (default: only show)")
     pr.add_argument("--incidents", action="store_true", help="also prune incident bundles")
+    pr.add_argument(
+        "--lock-timeout", type=float, default=60.0, help="seconds to wait for a running harvest's lock"
+    )
 
     sub.add_parser("emulate", help="run the DCS/IAM/OBS emulator", add_help=False)
     return parser
@@ -87,10 +128,24 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from harvester.manifest import verify  # noqa: PLC0415
+    from harvester.storage import Archive  # noqa: PLC0415
 
+    if args.repair:
+        if args.config is None:
+            raise UsageError("verify --repair needs --config F (the credentials and projects to fetch from)")
+        from harvester.repair import run_repair  # noqa: PLC0415
+
+        return run_repair(args)
     if not args.root.is_dir():
         raise UsageError(f"{args.root}: no such archive folder")
+    Archive(args.root).check_not_system()
     report = verify(args.root)
+    print_report(report)
+    return EXIT_OK if report.clean else EXIT_PARTIAL
+
+
+def print_report(report: VerifyReport) -> None:
+    """verify's listing: one line per problem, then the counts."""
     for kind, paths in (("MISSING", report.missing), ("CORRUPT", report.corrupt), ("EXTRA", report.extra)):
         for p in paths:
             print(f"{kind} {p}")
@@ -98,24 +153,54 @@ def _verify(args: argparse.Namespace) -> int:
         f"checked {report.checked} files: {report.ok} ok, {len(report.missing)} missing, "
         f"{len(report.corrupt)} corrupt, {len(report.extra)} extra"
     )
-    return EXIT_OK if report.clean else EXIT_PARTIAL
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from harvester.prune import apply_prune, plan_prune  # noqa: PLC0415
+    import anyio  # noqa: PLC0415
+
+    from harvester.prune import apply_prune, plan_prune, record_watermark  # noqa: PLC0415
+    from harvester.session import FLEET_LOCK  # noqa: PLC0415
+    from harvester.storage import Archive  # noqa: PLC0415
 
     if args.keep_days < 1:
         raise UsageError("--keep-days must be at least 1")
     if not args.root.is_dir():
         raise UsageError(f"{args.root}: no such archive folder")
-    plan = plan_prune(args.root, args.keep_days, datetime.now(UTC).date(), incidents=args.incidents)
-    for path in [*plan.folders, *plan.run_files, *plan.incidents]:
-        print(f"{'removing' if args.yes else 'would remove'} {path}")
-    if args.yes:
-        apply_prune(plan)
-        print(f"removed {len(plan.folders)} date folders, {len(plan.incidents)} bundles ({plan.bytes} bytes)")
-    else:
-        print(f"{len(plan.folders)} date folders, {len(plan.incidents)} bundles; pass --yes to delete")
+    archive = Archive(args.root)
+    archive.claim(write=False)  # a system folder or somebody else's: refuse before anything
+    now = datetime.now(UTC)
+    if not args.yes:
+        plan = plan_prune(args.root, args.keep_days, now.date(), incidents=args.incidents)
+        for path in [*plan.folders, *plan.run_files, *plan.incidents]:
+            print(f"would remove {path}")
+        print(
+            f"{len(plan.folders)} date folders, {len(plan.incidents)} bundles ({plan.bytes} bytes); "
+            f"would record that days up to {plan.pruned_through} are not collected again; "
+            "pass --yes to delete"
+        )
+        return EXIT_OK
+
+    async def locked() -> tuple[PrunePlan, date]:
+        # Like an unsharded run: the fleet lock, exclusively, so no run (or shard) writes into
+        # a folder being removed, nor collects a day between its deletion and the watermark.
+        async with archive.run_lock(FLEET_LOCK, args.lock_timeout):
+            archive.claim()
+            plan = plan_prune(args.root, args.keep_days, now.date(), incidents=args.incidents)
+            watermark = record_watermark(args.root, plan.pruned_through, keep_days=args.keep_days, now=now)
+            for path in [*plan.folders, *plan.run_files, *plan.incidents]:
+                print(f"removing {path}")
+            apply_prune(plan)
+            return plan, watermark
+
+    try:
+        plan, watermark = anyio.run(locked)
+    except KeyboardInterrupt:
+        print("harvester: error: prune interrupted", file=sys.stderr)
+        return EXIT_SIGINT
+    print(
+        f"removed {len(plan.folders)} date folders, {len(plan.incidents)} bundles ({plan.bytes} bytes); "
+        f"days up to {watermark} are not collected again (.state/retention.json)"
+    )
     return EXIT_OK
 
 

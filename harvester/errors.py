@@ -3,6 +3,7 @@
     HarvesterError                 every expected failure; ``str()`` is one safe line
     +-- ConfigError                bad YAML / key / value / missing credential   -> exit 2
     +-- UsageError                 bad command line, ambiguous instance name     -> exit 2
+    |   +-- ArchiveRootError       the archive root is a system folder or not ours -> exit 2
     +-- ApiError                   an HTTP error answer from DCS or IAM (status + error code)
     |   +-- AuthError              credentials refused (401 at IAM or after a re-login)
     +-- TransportError             connection reset, refused, timed out          -> retry
@@ -12,6 +13,8 @@
     |   +-- LinkRefusedError       the link points to a host we do not trust     -> fail file
     +-- StorageError               the archive cannot be written                 -> exit 3
     |   +-- PartBusyError          another writer holds this file's .part        -> fail file
+    |   +-- FolderNotWritableError one folder of the archive refuses writes      -> fail file
+    |   +-- DiskFullError          ENOSPC / EDQUOT: nothing more can be written  -> exit 3
     +-- LockError                  another run holds the archive                 -> exit 3
 
 Messages never contain a secret or a signed URL's query string: callers build them from
@@ -43,6 +46,10 @@ class ConfigError(HarvesterError):
 
 class UsageError(HarvesterError):
     """The command line asks for something impossible or ambiguous."""
+
+
+class ArchiveRootError(UsageError):
+    """The archive root is a system folder, or holds content the harvester did not write."""
 
 
 class ApiError(HarvesterError):
@@ -101,9 +108,22 @@ class LinkRefusedError(DownloadError):
 class StorageError(HarvesterError):
     """The archive could not be written."""
 
+    #: True for :class:`DiskFullError`: the engine fails the remaining files as "disk full".
+    disk_full: bool = False
+
 
 class PartBusyError(StorageError):
     """Another writer holds this file's ``.part``: this one file fails, the run goes on."""
+
+
+class FolderNotWritableError(StorageError):
+    """One folder refuses writes (read-only, permissions): that file fails, other days go on."""
+
+
+class DiskFullError(StorageError):
+    """The file system is full (or the quota spent): no later write can succeed either."""
+
+    disk_full = True
 
 
 class LockError(HarvesterError):
@@ -141,7 +161,7 @@ def classify(exc: BaseException) -> Classification:
         return Classification(Action.RETRY)
     if isinstance(exc, LinkExpiredError):
         return Classification(Action.RELINK)
-    if isinstance(exc, PartBusyError):
+    if isinstance(exc, PartBusyError | FolderNotWritableError):
         return Classification(Action.SKIP)
     if isinstance(exc, StorageError | LockError):
         return Classification(Action.FATAL)

@@ -23,11 +23,12 @@ Until then :func:`verify` reports it under ``extra``.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
@@ -39,7 +40,7 @@ import anyio.to_thread
 
 from harvester.errors import StorageError
 from harvester.models import ArchivedFile, ArchiveKey, LogFile, Replica, SignedLink, Target
-from harvester.storage import Archive
+from harvester.storage import MARKER_NAME, Archive, is_date_name
 
 __all__ = [
     "MANIFEST_NAME",
@@ -62,15 +63,17 @@ LOCK_NAME = ".manifest.lock"
 INCIDENTS = "incidents"
 _EMPTY_DAYS = ".state/empty-days.jsonl"
 _EMPTY_DAYS_LOCK = ".state/.empty-days.lock"
-_DATE_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
 _CHUNK = 1 << 20
 # Files that live in manifest folders but are metadata written by write_json_atomic, not
 # payloads: verify() does not call them extra.
 _METADATA_NAMES = frozenset({MANIFEST_NAME, SHA_LIST_NAME, LOCK_NAME, "instance.json", "summary.json"})
 _INTERNAL_TOP = frozenset({".state", ".locks", "runs"})
+_INTERNAL_FILES = frozenset({MARKER_NAME})
 
 _INT_FIELDS = frozenset({"size", "attempts"})
 _OPTIONAL_FIELDS = frozenset({"replication_id"})
+# Fields newer writers add (int or null); a line without them is still valid.
+_ABSENT_OK = frozenset({"mtime_ns"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,9 @@ class ManifestEntry:
     link_expires_at: str  # ISO 8601, UTC
     attempts: int
     run_id: str
+    # The file's st_mtime_ns right after it was recorded; None on lines older writers wrote.
+    # A file whose mtime moved since is re-hashed before a run trusts it (archived_keys).
+    mtime_ns: int | None = None
 
     @classmethod
     def for_metadata(
@@ -173,9 +179,13 @@ class ManifestEntry:
         values: dict[str, Any] = {}
         for f in fields(cls):
             if f.name not in data:
+                if f.name in _ABSENT_OK:
+                    continue
                 raise ValueError(f"manifest line lacks {f.name!r}")
             value = data[f.name]
-            if f.name in _INT_FIELDS:
+            if f.name in _ABSENT_OK:
+                ok = value is None or (isinstance(value, int) and not isinstance(value, bool))
+            elif f.name in _INT_FIELDS:
                 ok = isinstance(value, int) and not isinstance(value, bool)
             else:
                 ok = isinstance(value, str) or (value is None and f.name in _OPTIONAL_FIELDS)
@@ -269,18 +279,22 @@ def manifest_folders(root: Path, *, include_incidents: bool = True) -> list[str]
     return names
 
 
-def _is_date_name(name: str) -> bool:
-    if not _DATE_NAME.fullmatch(name):
-        return False
-    try:
-        date.fromisoformat(name)
-    except ValueError:
-        return False
-    return True
+_is_date_name = is_date_name
 
 
-def archived_keys(root: Path) -> set[ArchiveKey]:
-    """Keys whose file is in a date folder's manifest and on disk with the recorded size.
+def archived_keys(root: Path, *, recheck_since: date | None = None) -> set[ArchiveKey]:
+    """Keys whose file is in a date folder's manifest and on disk as the manifest recorded it.
+
+    "As recorded" costs one ``stat`` per file: the size must match, and when the line carries
+    ``mtime_ns`` and the file's mtime has moved since, the file is re-hashed; a file whose
+    sha256 no longer matches (same-size corruption, an edit) is logged as
+    ``manifest.archived_file_changed`` and is *not* archived, so the run downloads it again
+    while DCS still has it (the new file replaces the damaged one atomically). A change that
+    keeps both size and mtime (a flipped bit, an edit with the mtime put back) is not seen
+    here; ``harvester verify`` finds it and ``verify --repair`` repairs it. Lines written before
+    ``mtime_ns`` existed are trusted on size alone, as before: re-hashing every such file every
+    night would cost more than the run. Only days from ``recheck_since`` on are re-hashed (older
+    days can no longer be fetched, so their keys are returned on size alone).
 
     Incident bundles do not count: an incident copy does not make the nightly archive complete.
     Nor does a copy downloaded on the day it covers (``--include-today``): that log was still
@@ -294,14 +308,37 @@ def archived_keys(root: Path) -> set[ArchiveKey]:
             if path is None:
                 continue
             try:
-                if os.stat(path, follow_symlinks=False).st_size != entry.size:
+                key = entry.key
+                st = os.stat(path, follow_symlinks=False)
+                if st.st_size != entry.size or entry.downloaded_at[:10] <= entry.log_date:
+                    continue  # changed size, or a partial snapshot of a day that was not over yet
+                if (
+                    entry.mtime_ns is not None
+                    and st.st_mtime_ns != entry.mtime_ns
+                    and (recheck_since is None or key.day >= recheck_since)
+                    and not _still_intact(path, entry, f"{name}/{entry.path}")
+                ):
                     continue
-                if entry.downloaded_at[:10] <= entry.log_date:
-                    continue  # a partial snapshot of a day that was not over yet
-                keys.add(entry.key)
+                keys.add(key)
             except (OSError, ValueError):
                 continue
     return keys
+
+
+def _still_intact(path: Path, entry: ManifestEntry, shown: str) -> bool:
+    """Re-hash a file whose mtime moved; False (and a warning) when its bytes changed."""
+    size, digest = _sha256_file(path)
+    if size == entry.size and digest == entry.sha256:
+        _log.info("manifest.archived_file_rehashed", extra={"path": shown})
+        return True
+    _log.warning(
+        "manifest.archived_file_changed",
+        extra={
+            "path": shown,
+            "reason": "its sha256 no longer matches the manifest; it is fetched again while DCS has it",
+        },
+    )
+    return False
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -342,32 +379,62 @@ class ManifestWriter:
 
     async def record(self, folder: str, entry: ManifestEntry) -> None:
         """Record a file that is already final on disk (see the crash rule above)."""
-        line = (entry.to_json() + "\n").encode()
         self._archive.folder(folder)  # validate before any thread or lock
         async with self._task_lock(folder):
-            await anyio.to_thread.run_sync(self._record_sync, folder, line, entry.path)
+            await anyio.to_thread.run_sync(self._record_sync, folder, entry)
 
-    def _record_sync(self, folder: str, line: bytes, path: str) -> None:
+    def _record_sync(self, folder: str, entry: ManifestEntry) -> None:
         """Append the entry, then its sha256 line; rewrite the list only when a path repeats.
 
         Rewriting the whole list per file made a night quadratic in files per day folder. Every
         writer (all shards) appends both lines under the folder's flock, so the list stays the
         manifest's paths in first-appearance order; a crash between the two appends leaves the
         list one line behind (still ``sha256sum -c`` clean), and start-up ``reconcile`` fixes it.
+        When the sha256 step fails (disk full), the manifest line is taken back too, so the two
+        files agree and the error reaches the caller: the file is not archived, and the next run
+        fetches it again (the crash rule's case).
         """
         with self._archive.exclusive(f"{folder}/{LOCK_NAME}"):
+            entry = self._with_mtime(folder, entry)
+            path = entry.path
+            line = (entry.to_json() + "\n").encode()
             exists = (self._archive.folder(folder) / MANIFEST_NAME).exists()
             known = exists and path in self._refresh(folder)
-            self._archive.append_durably(f"{folder}/{MANIFEST_NAME}", line)
-            entries = self._refresh(folder)
-            if known:
-                sha_path = self._archive.folder(folder) / SHA_LIST_NAME
-                self._archive.write_bytes_atomic(
-                    sha_path, _sha_list({p: e.sha256 for p, e in entries.items()})
-                )
-            else:
-                sha_line = _sha_line(path, entries[path].sha256).encode()
-                self._archive.append_durably(f"{folder}/{SHA_LIST_NAME}", sha_line)
+            before = self._archive.append_durably(f"{folder}/{MANIFEST_NAME}", line)
+            try:
+                entries = self._refresh(folder)
+                if known:
+                    sha_path = self._archive.folder(folder) / SHA_LIST_NAME
+                    self._archive.write_bytes_atomic(
+                        sha_path, _sha_list({p: e.sha256 for p, e in entries.items()})
+                    )
+                else:
+                    sha_line = _sha_line(path, entries[path].sha256).encode()
+                    self._archive.append_durably(f"{folder}/{SHA_LIST_NAME}", sha_line)
+            except StorageError:
+                self._cache.pop(folder, None)
+                try:
+                    self._archive.truncate_to(f"{folder}/{MANIFEST_NAME}", before)
+                except StorageError as undo:  # the list lags one line; start-up reconcile fixes it
+                    _log.warning(
+                        "manifest.line_not_rolled_back", extra={"folder": folder, "error": str(undo)}
+                    )
+                raise
+
+    def _with_mtime(self, folder: str, entry: ManifestEntry) -> ManifestEntry:
+        """The entry with the file's mtime, so later runs notice when the file was touched."""
+        if entry.mtime_ns is not None:
+            return entry
+        path = _payload(self._archive.folder(folder), entry.path)
+        if path is None:
+            return entry
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return entry
+        if st.st_size != entry.size:
+            return entry  # not the file this entry describes: leave mtime out, size decides
+        return dataclasses.replace(entry, mtime_ns=st.st_mtime_ns)
 
     def _refresh(self, folder: str) -> Mapping[str, ManifestEntry]:
         """Bring the cached parse of ``folder``'s manifest up to date; call under its flock."""
@@ -407,6 +474,10 @@ class ManifestWriter:
         manifest = base / MANIFEST_NAME
         if not manifest.exists():
             return False
+        # Read-only first: an intact folder (the usual case) needs no lock file, so a folder
+        # made read-only after its night costs nothing and is never written to.
+        if _intact(base):
+            return False
         with self._archive.exclusive(f"{folder}/{LOCK_NAME}"):
             changed = self._archive.repair_tail(f"{folder}/{MANIFEST_NAME}") > 0
             expected = _sha_list({p: e.sha256 for p, e in _load(manifest).entries.items()})
@@ -421,9 +492,34 @@ class ManifestWriter:
         return changed
 
     async def reconcile_all(self) -> list[str]:
-        """Run :meth:`reconcile` over every manifest folder; call it once at start-up."""
+        """Run :meth:`reconcile` over every manifest folder; call it once at start-up.
+
+        A folder that cannot be repaired (read-only, say) is logged as a warning and left as
+        it is: readers ignore a torn tail, and it must not stop tonight's new days.
+        """
         folders = await anyio.to_thread.run_sync(manifest_folders, self._archive.root)
-        return [f for f in folders if await self.reconcile(f)]
+        changed: list[str] = []
+        for folder in folders:
+            try:
+                if await self.reconcile(folder):
+                    changed.append(folder)
+            except StorageError as exc:
+                _log.warning("manifest.folder_not_reconciled", extra={"folder": folder, "error": str(exc)})
+        return changed
+
+
+def _intact(base: Path) -> bool:
+    """Whether a folder's manifest ends on a whole line and its sha256 list agrees with it."""
+    try:
+        data = (base / MANIFEST_NAME).read_bytes()
+        current = (base / SHA_LIST_NAME).read_bytes()
+    except OSError:
+        return False
+    if data and not data.endswith(b"\n"):
+        return False
+    parsed = _Parsed()
+    _parse_lines(data, parsed)
+    return current == _sha_list({p: e.sha256 for p, e in parsed.entries.items()})
 
 
 # --- verification --------------------------------------------------------------------------
@@ -438,6 +534,9 @@ class VerifyReport:
     missing: list[str] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
+    #: Missing or corrupt payloads of date folders, by their ``missing``/``corrupt`` text: the
+    #: archive keys ``verify --repair`` can fetch again (while DCS still has them).
+    damaged: dict[str, ArchiveKey] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
@@ -454,6 +553,21 @@ def _sha256_file(path: Path) -> tuple[int, str]:
             digest.update(view[:n])
             size += n
     return size, digest.hexdigest()
+
+
+def _check_payload(path: Path, entry: ManifestEntry, shown: str) -> tuple[str, str] | None:
+    """None when the file matches its entry, else (kind, the line verify prints)."""
+    try:
+        if path.is_symlink():
+            return "symlink", f"{shown} (is a symlink)"
+        size, digest = _sha256_file(path)
+    except FileNotFoundError:
+        return "missing", shown
+    except OSError as exc:
+        return "corrupt", f"{shown} (unreadable: {exc.strerror or exc})"
+    if size != entry.size or digest != entry.sha256:
+        return "corrupt", shown
+    return None
 
 
 def _walk_files(top: Path) -> Iterator[Path]:
@@ -488,21 +602,15 @@ def verify(root: Path, *, include_incidents: bool = True) -> VerifyReport:
                 report.corrupt.append(f"{shown} (path leaves its folder)")
                 continue
             listed.add(path)
-            try:
-                if path.is_symlink():
-                    report.corrupt.append(f"{shown} (is a symlink)")
-                    continue
-                size, digest = _sha256_file(path)
-            except FileNotFoundError:
-                report.missing.append(shown)
-                continue
-            except OSError as exc:
-                report.corrupt.append(f"{shown} (unreadable: {exc.strerror or exc})")
-                continue
-            if size != entry.size or digest != entry.sha256:
-                report.corrupt.append(shown)
-            else:
+            problem = _check_payload(path, entry, shown)
+            if problem is None:
                 report.ok += 1
+                continue
+            kind, text = problem
+            (report.missing if kind == "missing" else report.corrupt).append(text)
+            if kind != "symlink" and _is_date_name(name):
+                with contextlib.suppress(ValueError):
+                    report.damaged[text] = entry.key
         _check_sha_list(name, base, manifest, parsed, report)
 
     top_level: list[Path] = []
@@ -512,6 +620,8 @@ def verify(root: Path, *, include_incidents: bool = True) -> VerifyReport:
         return report
     for item in top_level:
         if item.name in _INTERNAL_TOP and item.is_dir() and not item.is_symlink():
+            continue
+        if item.name in _INTERNAL_FILES and item.is_file() and not item.is_symlink():
             continue
         if item.name == INCIDENTS and not include_incidents:
             continue

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from functools import partial
 from pathlib import PurePosixPath
 
+import anyio
+import anyio.to_thread
 import structlog
 
 from harvester import plan
@@ -21,6 +24,7 @@ from harvester.errors import HarvesterError
 from harvester.harvest import Destination, Engine, file_result, is_fatal, to_logfile
 from harvester.manifest import EmptyDays, archived_keys
 from harvester.models import ArchiveKey, LogFile, Outcome, Replica, RunSummary, Target
+from harvester.prune import pruned_through
 
 log = structlog.get_logger("harvester")
 
@@ -31,6 +35,8 @@ class NightlyOptions:
     include_today: bool = False
     only: tuple[str, ...] = ()
     shard: tuple[int, int] | None = None
+    # verify --repair: only these keys are collected and fetched, as if not archived.
+    repair: frozenset[ArchiveKey] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,7 @@ class Nightly:
         self.empty_store = EmptyDays(engine.archive.root)
         self.empty: set[ArchiveKey] = set()
         self.dry_run_lines: list[DryRunLine] = []
+        self.pruned_through: date | None = None  # prune's retention watermark, read in run()
         # Days this run may collect: the retention window, or what ``collect.days`` pins.
         fixed = engine.settings.collect.days
         if fixed is None:
@@ -63,7 +70,13 @@ class Nightly:
 
     async def run(self) -> RunSummary:
         engine = self.engine
-        self.archived = archived_keys(engine.archive.root)
+        root = engine.archive.root
+        since = self.today - timedelta(days=plan.RETENTION_DAYS)
+        self.archived = await anyio.to_thread.run_sync(partial(archived_keys, root, recheck_since=since))
+        self.pruned_through = pruned_through(root)
+        self.window = plan.after_watermark(self.window, self.pruned_through)
+        if self.options.repair is not None:
+            self.archived -= self.options.repair
         self.empty = self.empty_store.load()
         keep = None
         if self.options.shard is not None:
@@ -73,6 +86,9 @@ class Nightly:
                 return plan.in_shard(project_id, instance_id, k, n)
 
         targets = await engine.resolve_targets(self.options.only, keep=keep)
+        if self.options.repair is not None:
+            damaged = {k.instance_id for k in self.options.repair}
+            targets = [t for t in targets if t.instance_id in damaged]
         if self.options.shard is not None:
             log.info("harvest.shard_selected", shard=f"{k}/{n}", instances=len(targets))
         await engine.for_each(targets, self._instance, limit=engine.instance_parallelism)
@@ -111,6 +127,8 @@ class Nightly:
             empty = self._days_for(replica, self.empty)
             missing = plan.missing_days(self.today, have, empty, include_today=self.options.include_today)
             wanted = [d for d in missing if d in self.window]
+            if self.options.repair is not None:
+                wanted = [d for d in wanted if d in self._days_for(replica, set(self.options.repair))]
             if wanted:
                 need[replica] = wanted
         requests = {r: self._requests(days) for r, days in need.items()}
@@ -152,6 +170,8 @@ class Nightly:
             include_today=self.options.include_today,
             wanted_days=wanted_days,
         )
+        if self.options.repair is not None:
+            chosen = [lf for lf in chosen if lf.key in self.options.repair]
         chosen_keys = {lf.key for lf in chosen}
         self._report_unavailable(
             target, need=need, listed=listed, chosen=chosen_keys, timed_out=timed_out, no_files=no_files
@@ -175,7 +195,7 @@ class Nightly:
         days = set(plan.complete_days(self.today))
         if self.options.include_today:
             days.add(self.today)
-        return days
+        return plan.after_watermark(days, self.pruned_through)
 
     async def _remember_empty(
         self, need: dict[Replica, list[date]], listed: Sequence[LogFile], unsure: frozenset[Replica]
@@ -268,7 +288,11 @@ class Nightly:
         collect = self.engine.settings.collect.enabled
         listed = [to_logfile(i, replicas, target) for i in items] if not collect else []
         chosen = plan.select_downloads(
-            listed, self.archived, self.today, include_today=self.options.include_today
+            listed,
+            self.archived,
+            self.today,
+            include_today=self.options.include_today,
+            wanted_days=self._all_complete_days(),
         )
         for replica in replicas:
             if collect:

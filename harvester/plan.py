@@ -70,6 +70,17 @@ def missing_days(
     return days
 
 
+def after_watermark(days: Iterable[date], pruned_through: date | None) -> set[date]:
+    """The days a run may still collect: none at or before prune's retention watermark.
+
+    ``harvester prune`` deleted every day up to ``pruned_through`` on purpose; collecting one
+    again would only refill what the operator chose to drop (and prune would delete it again).
+    """
+    if pruned_through is None:
+        return set(days)
+    return {d for d in days if d > pruned_through}
+
+
 def query_time_for(today: date, days: Iterable[date]) -> int | None:
     """The smallest ``query_time`` whose window covers every wanted day before today.
 

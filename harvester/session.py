@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import secrets
@@ -116,6 +117,8 @@ async def open_engine(
         if settings.emulator is not None:
             settings = await stack.enter_async_context(_embedded_emulator(settings))
         archive = Archive(settings.archive.root)
+        # Ours alone (exit 2 otherwise), checked before anything is written; marked on first use.
+        await anyio.to_thread.run_sync(functools.partial(archive.claim, write=not read_only))
         if not read_only:  # --dry-run must work on an archive it may not write
             await anyio.to_thread.run_sync(archive.check_writable)
         if lock_name is not None:

@@ -3,12 +3,27 @@
 Every write follows one protocol, so that a crash (even SIGKILL, even mid-rename) leaves the
 archive readable and every final name pointing at complete, durable bytes:
 
-* a payload grows as ``<final name>.part`` beside its final name; :meth:`PartWriter.commit`
-  fsyncs it, renames it over the final name and fsyncs the directory;
+* a payload grows as the hidden ``.<final name>.harvester.part`` beside its final name;
+  :meth:`PartWriter.commit` fsyncs it, renames it over the final name and fsyncs the directory;
 * small files (run summaries, the manifests' sha256 lists, the metrics file) are written to a
   hidden ``.<name>.<token>.harvester-tmp`` sibling and renamed the same way;
 * a killed writer leaves at worst one of those leftovers, which :meth:`Archive.remove_orphans`
-  deletes on the next run.
+  deletes on the next run. It removes only names this module produces, and only in the places
+  it writes them (date folders, incident bundles, ``incidents/``, ``runs/``, ``.state/`` and
+  the root's own probe files): the root may be shared with nothing else, but a stray
+  ``*.part`` of another program is still not ours to delete. Before the hidden part names, a
+  payload grew as ``<final name>.part``; such leftovers are still removed inside date folders
+  and bundles, where no payload may end in ``.part``.
+
+The root itself is claimed before the first write (:meth:`Archive.claim`): a system folder, or
+a folder holding somebody else's files, is refused; a harvester archive carries the marker file
+``.harvester-archive``, written on first use (an archive of the previous version, which holds
+nothing but date folders and the harvester's own folders, is adopted and marked).
+
+Errors keep their cause: ENOSPC/EDQUOT raise :class:`~harvester.errors.DiskFullError`, and a
+folder refusing the creation of a payload raises
+:class:`~harvester.errors.FolderNotWritableError` (that one file fails, other days go on).
+An append that fails midway is cut back to its previous size, so no manifest line is left torn.
 
 Several shards may share one root (on a shared filesystem), so "leftover" cannot mean "any
 ``.part`` file": a peer may be writing it right now. Each in-progress file is therefore held
@@ -31,6 +46,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import stat
@@ -44,10 +60,19 @@ from pathlib import Path, PurePosixPath
 import anyio
 import anyio.to_thread
 
-from harvester.errors import LockError, PartBusyError, StorageError
+from harvester.errors import (
+    ArchiveRootError,
+    DiskFullError,
+    FolderNotWritableError,
+    LockError,
+    PartBusyError,
+    StorageError,
+)
 from harvester.models import ArchivedFile
 
 __all__ = [
+    "LEGACY_PART_SUFFIX",
+    "MARKER_NAME",
     "PART_SUFFIX",
     "TMP_SUFFIX",
     "Archive",
@@ -58,10 +83,59 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-PART_SUFFIX = ".part"
+#: A payload in progress is ``.<final name>.harvester.part``: hidden, and unmistakably ours.
+PART_SUFFIX = ".harvester.part"
+#: What the previous version called it (``<final name>.part``); swept only in manifest folders.
+LEGACY_PART_SUFFIX = ".part"
 TMP_SUFFIX = ".harvester-tmp"
+#: The file that says "this folder is a harvester archive" (written on first use).
+MARKER_NAME = ".harvester-archive"
 # Top-level names that belong to the harvester itself, never to a manifest folder.
 _RESERVED_TOP = frozenset({".state", ".locks", "runs"})
+# What an archive written by the previous version (no marker yet) may hold at its top level,
+# besides date folders; lost+found is the file system's own, on a root that is a mount point.
+_ADOPTABLE_DIRS = frozenset({".state", ".locks", "runs", "incidents", "lost+found"})
+# Never an archive root, whatever the config says: resolved paths, so a link to / is caught.
+_SYSTEM_DIRS = frozenset(
+    {
+        "/",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/home",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/libx32",
+        "/media",
+        "/mnt",
+        "/opt",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/srv",
+        "/sys",
+        "/tmp",  # noqa: S108 - a name to refuse, not a place we write
+        "/usr",
+        "/usr/bin",
+        "/usr/lib",
+        "/usr/local",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/share",
+        "/var",
+        "/var/cache",
+        "/var/lib",
+        "/var/log",
+        "/var/spool",
+        "/var/tmp",  # noqa: S108
+    }
+)
+_DATE_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 # Names a payload may not take: they would collide with a manifest folder's own files or be
 # mistaken for leftovers by remove_orphans().
 _RESERVED_NAMES = frozenset({"manifest.jsonl", "manifest-sha256.txt", ".manifest.lock"})
@@ -72,6 +146,31 @@ _O_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 def _reason(exc: OSError) -> str:
     """One line for an OSError: ``strerror`` without the path noise, else ``str``."""
     return exc.strerror or str(exc).splitlines()[0]
+
+
+def _error(message: str, exc: OSError, *, denied: type[StorageError] = StorageError) -> StorageError:
+    """The StorageError for ``exc``: disk full is its own class, so the engine can tell.
+
+    ``denied`` is the class for a refused write (read-only, permissions): callers that write one
+    payload pass :class:`FolderNotWritableError`, so one bad folder fails only its files.
+    """
+    text = f"{message}: {_reason(exc)}"
+    if exc.errno in _FULL_ERRNOS:
+        return DiskFullError(f"{message}: disk full ({_reason(exc)})")
+    if exc.errno in _DENIED_ERRNOS:
+        return denied(text)
+    return StorageError(text)
+
+
+def is_date_name(name: str) -> bool:
+    """Whether ``name`` is a date folder's name (``YYYY-MM-DD``, a real date)."""
+    if not _DATE_NAME.fullmatch(name):
+        return False
+    try:
+        date.fromisoformat(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_parts(parts: tuple[str, ...], shown: str) -> None:
@@ -160,6 +259,63 @@ def _remove_if_orphan(path: Path) -> _Sweep:
         return _Sweep.REMOVED
     finally:
         os.close(fd)
+
+
+def _home() -> str | None:
+    try:
+        return os.path.realpath(Path.home())
+    except (RuntimeError, KeyError, OSError):  # no HOME and no passwd entry
+        return None
+
+
+def _adoptable(root: Path, name: str) -> bool:
+    """Whether a top-level entry of an unmarked root is something the harvester wrote."""
+    path = root / name
+    if name.endswith(TMP_SUFFIX) and name.startswith("."):
+        return True  # a killed write probe or marker write
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return True
+    if not stat.S_ISDIR(mode):
+        return False
+    return name in _ADOPTABLE_DIRS or is_date_name(name)
+
+
+def _listdir(path: Path) -> list[str]:
+    """Names in a real directory (not a link to one); [] when it is absent or unreadable."""
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            return []
+        return sorted(os.listdir(path))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        _log.warning("storage.folder_unreadable", extra={"path": str(path), "error": _reason(exc)})
+        return []
+
+
+def _is_leftover(name: str, *, legacy: bool) -> bool:
+    if name.endswith(TMP_SUFFIX) or (name.startswith(".") and name.endswith(PART_SUFFIX)):
+        return True
+    return legacy and name.endswith(LEGACY_PART_SUFFIX)
+
+
+def _candidates(directory: Path, *, recursive: bool, legacy: bool) -> Iterator[Path]:
+    """Leftover-looking regular names in ``directory`` (and below it), never following links."""
+    if not recursive:
+        for name in _listdir(directory):
+            if _is_leftover(name, legacy=legacy):
+                yield directory / name
+        return
+
+    def unreadable(exc: OSError) -> None:
+        _log.warning("storage.folder_unreadable", extra={"path": str(exc.filename), "error": _reason(exc)})
+
+    for dirpath, _dirs, filenames in os.walk(directory, onerror=unreadable):
+        for name in filenames:
+            if _is_leftover(name, legacy=legacy):
+                yield Path(dirpath, name)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -276,11 +432,15 @@ class PartWriter:
 
     def _write_sync(self, chunk: bytes) -> None:
         try:
-            _write_all(self._fd, chunk)
+            self._write_fd(chunk)
         except OSError as exc:
-            raise StorageError(f"cannot write {self._part}: {_reason(exc)}") from exc
+            raise _error(f"cannot write {self._part}", exc) from exc
         self._hash.update(chunk)
         self.bytes_written += len(chunk)
+
+    def _write_fd(self, chunk: bytes) -> None:
+        """The one raw write; a seam for tests that need a full disk."""
+        _write_all(self._fd, chunk)
 
     async def reset(self) -> None:
         """Start over from byte 0, so a restarted download is neither doubled nor mis-hashed."""
@@ -292,7 +452,7 @@ class PartWriter:
             os.ftruncate(self._fd, 0)
             os.lseek(self._fd, 0, os.SEEK_SET)
         except OSError as exc:
-            raise StorageError(f"cannot truncate {self._part}: {_reason(exc)}") from exc
+            raise _error(f"cannot truncate {self._part}", exc) from exc
         self._hash = hashlib.sha256()
         self.bytes_written = 0
 
@@ -312,13 +472,13 @@ class PartWriter:
             # between our fsync and our rename.
             os.replace(self._part, self._final)
         except OSError as exc:
-            raise StorageError(f"cannot commit {self._final}: {_reason(exc)}") from exc
+            raise _error(f"cannot commit {self._final}", exc) from exc
         self._state = _State.COMMITTED
         os.close(self._fd)
         try:
             _fsync_dir(self._final.parent)
         except OSError as exc:
-            raise StorageError(f"cannot sync directory of {self._final}: {_reason(exc)}") from exc
+            raise _error(f"cannot sync directory of {self._final}", exc) from exc
         return ArchivedFile(self._relpath.as_posix(), self.bytes_written, self._hash.hexdigest())
 
     def _discard(self) -> None:
@@ -337,6 +497,9 @@ class PartWriter:
 
 class Archive:
     """The archive root and every way of writing below it."""
+
+    #: The payload writer class; a seam for tests that inject storage faults.
+    writer_class: type[PartWriter] = PartWriter
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -367,7 +530,7 @@ class Archive:
             except FileExistsError:
                 continue
             except OSError as exc:
-                raise StorageError(f"cannot create {path}: {_reason(exc)}") from None
+                raise _error(f"cannot create {path}", exc) from None
             return candidate
         raise StorageError(f"cannot create a folder named like {name!r}: too many exist")
 
@@ -405,7 +568,7 @@ class Archive:
     def _payload_path(self, folder: str, relpath: PurePosixPath, *, create: bool) -> Path | None:
         parts = _relparts(relpath)
         name = parts[-1]
-        if name in _RESERVED_NAMES or name.endswith((PART_SUFFIX, TMP_SUFFIX)):
+        if name in _RESERVED_NAMES or name.endswith((LEGACY_PART_SUFFIX, TMP_SUFFIX)):
             raise StorageError(f"refusing archive path {str(relpath)!r}: {name!r} is a reserved name")
         base = self.folder(folder)
         folder_parts = base.relative_to(self.root).parts
@@ -424,14 +587,83 @@ class Archive:
         try:
             directory = self._dirs(parts[:-1], create=create)
         except OSError as exc:
-            raise StorageError(
-                f"cannot create directories for {self.root / relpath}: {_reason(exc)}"
-            ) from exc
+            raise _error(f"cannot create directories for {self.root / relpath}", exc) from exc
         if directory is None:
             return self.root.joinpath(*parts)
         return directory / parts[-1]
 
     # --- whole-archive operations --------------------------------------------------------
+
+    def claim(self, *, write: bool = True) -> None:
+        """Refuse a root that is not the harvester's own; mark it as ours on first use.
+
+        Called before anything is written. A system folder (resolved, so a link to ``/`` is
+        caught) or the user's home is refused outright. A root carrying the marker is ours. An
+        unmarked root is adopted (and marked, when ``write``) only if it does not exist yet, is
+        empty, or holds nothing but what the previous version wrote: date folders, ``runs/``,
+        ``.state/``, ``.locks/``, ``incidents/``. Anything else means the operator pointed the
+        harvester at somebody else's folder, where its clean-up and ``prune`` have no business.
+        """
+        self.check_not_system()
+        try:
+            mode = os.stat(self.root).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            if write:
+                self._mark()
+            return
+        except OSError as exc:
+            raise _error(f"cannot read archive root {self.root}", exc) from exc
+        if not stat.S_ISDIR(mode):
+            raise ArchiveRootError(
+                f"archive root {self.root} is not a folder: point archive.root at a folder"
+            )
+        marker = self.root / MARKER_NAME
+        if os.path.lexists(marker):
+            if not stat.S_ISREG(os.lstat(marker).st_mode):
+                raise ArchiveRootError(f"{marker} is not a regular file: remove it, then run again")
+            return
+        try:
+            names = sorted(os.listdir(self.root))
+        except OSError as exc:
+            raise _error(f"cannot read archive root {self.root}", exc) from exc
+        foreign = [n for n in names if not _adoptable(self.root, n)]
+        if foreign:
+            shown = ", ".join(repr(n) for n in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise ArchiveRootError(
+                f"archive root {self.root} holds files the harvester did not write ({shown}): point "
+                f"archive.root at a new or empty folder, or, if it really is a harvester archive, "
+                f"create {marker} to adopt it"
+            )
+        if write:
+            self._mark()
+            if names:
+                _log.info("storage.archive_adopted", extra={"root": str(self.root)})
+
+    def check_not_system(self) -> None:
+        """Refuse a system folder or the home folder itself (resolved: a link to / is caught)."""
+        real = os.path.realpath(self.root)
+        home = _home()
+        if real in _SYSTEM_DIRS:
+            raise ArchiveRootError(
+                f"archive root {self.root} is the system folder {real}: give the harvester a folder "
+                "of its own, e.g. /var/lib/dcs-log-harvester/archive"
+            )
+        if home is not None and real == home:
+            raise ArchiveRootError(
+                f"archive root {self.root} is the home folder itself: give the harvester a folder "
+                f"of its own, e.g. {home}/dcs-archive"
+            )
+
+    def _mark(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _error(f"archive root {self.root} is not writable", exc) from exc
+        note = (
+            "This folder is a dcs-log-harvester archive. The harvester deletes only its own\n"
+            "leftovers here, and prune only date folders, runs/ files and incident bundles.\n"
+        )
+        self.write_bytes_atomic(self.root / MARKER_NAME, note.encode())
 
     def check_writable(self) -> None:
         """Fail before any download starts, with one line an operator can act on."""
@@ -446,26 +678,43 @@ class Archive:
                 os.close(fd)
             os.unlink(probe)
         except OSError as exc:
-            raise StorageError(f"archive root {self.root} is not writable: {_reason(exc)}") from exc
+            raise _error(f"archive root {self.root} is not writable", exc) from exc
 
     def remove_orphans(self) -> int:
-        """Delete ``.part`` and temporary leftovers of killed runs; live peers' files are kept."""
-        removed = 0
-        if not self.root.is_dir():
+        """Delete leftovers of killed runs; live peers' files, and other programs' files, are kept.
+
+        Only names :mod:`harvester.storage` produces are candidates (see the module docstring),
+        and only where it writes them. A leftover that cannot be removed (a read-only old date
+        folder) is logged as a warning: it must not stop tonight's run.
+        """
+        if not os.path.isdir(self.root) or os.path.islink(self.root):
             return 0
-        for dirpath, _dirnames, filenames in os.walk(self.root):
-            for name in filenames:
-                if not name.endswith((PART_SUFFIX, TMP_SUFFIX)):
-                    continue
-                path = Path(dirpath, name)
+        removed = 0
+        for directory, recursive, legacy in self._sweep_places():
+            for path in _candidates(directory, recursive=recursive, legacy=legacy):
                 try:
                     outcome = _remove_if_orphan(path)
                 except OSError as exc:
-                    raise StorageError(f"cannot remove leftover {path}: {_reason(exc)}") from exc
+                    _log.warning(
+                        "storage.orphan_not_removed", extra={"path": str(path), "error": _reason(exc)}
+                    )
+                    continue
                 if outcome is _Sweep.REMOVED:
                     removed += 1
                     _log.info("storage.orphan_removed", extra={"path": str(path)})
         return removed
+
+    def _sweep_places(self) -> Iterator[tuple[Path, bool, bool]]:
+        """(folder, walk it recursively, legacy ``.part`` names count) for each place we write."""
+        yield self.root, False, False  # write probes, the marker's temporary
+        for name in ("runs", ".state", "incidents"):
+            yield self.root / name, False, False
+        for name in _listdir(self.root):
+            if is_date_name(name):
+                yield self.root / name, True, True
+        for name in _listdir(self.root / "incidents"):
+            if not name.startswith("."):
+                yield self.root / "incidents" / name, True, True
 
     # --- payloads ------------------------------------------------------------------------
 
@@ -502,18 +751,24 @@ class Archive:
         try:
             final = self._payload_path(folder, relpath, create=True)
         except OSError as exc:
-            raise StorageError(f"cannot create folders for {folder}/{relpath}: {_reason(exc)}") from exc
+            raise _error(
+                f"cannot create folders for {folder}/{relpath}", exc, denied=FolderNotWritableError
+            ) from exc
         assert final is not None  # create=True never returns None
-        part = final.with_name(final.name + PART_SUFFIX)
+        part = final.with_name(f".{final.name}{PART_SUFFIX}")
         for _ in range(3):
             try:
-                return PartWriter(_create_locked(part), part, final, relpath)
+                return self.writer_class(_create_locked(part), part, final, relpath)
             except FileExistsError:
                 # A leftover from a killed run (take it over) or a live writer (refuse).
-                if _remove_if_orphan(part) is _Sweep.BUSY:
+                try:
+                    sweep = _remove_if_orphan(part)
+                except OSError as exc:
+                    raise _error(f"cannot replace {part}", exc, denied=FolderNotWritableError) from exc
+                if sweep is _Sweep.BUSY:
                     raise PartBusyError(f"{part} is being written by another process") from None
             except OSError as exc:
-                raise StorageError(f"cannot create {part}: {_reason(exc)}") from exc
+                raise _error(f"cannot create {part}", exc, denied=FolderNotWritableError) from exc
         raise StorageError(f"cannot create {part}: it keeps reappearing")
 
     # --- small files ---------------------------------------------------------------------
@@ -523,7 +778,7 @@ class Archive:
         try:
             write_bytes_atomic(path, data)
         except OSError as exc:
-            raise StorageError(f"cannot write {path}: {_reason(exc)}") from exc
+            raise _error(f"cannot write {path}", exc) from exc
 
     def write_json_atomic(self, relpath: PurePosixPath | str, data: object) -> Path:
         """Atomically write ``data`` as JSON at ``relpath`` below the root; returns the path.
@@ -589,46 +844,93 @@ class Archive:
         except FileNotFoundError:
             return 0
         except OSError as exc:
-            raise StorageError(f"cannot repair {path}: {_reason(exc)}") from exc
+            raise _error(f"cannot repair {path}", exc) from exc
         _log.warning("storage.torn_line_removed", extra={"path": str(path), "bytes": size - keep})
         return size - keep
 
-    def append_durably(self, relpath: PurePosixPath | str, data: bytes) -> None:
+    def append_durably(self, relpath: PurePosixPath | str, data: bytes) -> int:
         """Append whole lines with one O_APPEND write and fsync, after repairing a torn tail.
 
-        Call it holding the file's :meth:`exclusive` lock.
+        Call it holding the file's :meth:`exclusive` lock. Returns the file's size before the
+        append, for :meth:`truncate_to`. A write or fsync that fails (ENOSPC midway through a
+        line) is rolled back to that size, so the file never keeps a torn line; if even the
+        rollback fails, the next append's :meth:`repair_tail` cuts it.
         """
         path = self._internal_path(relpath, create=True)
         self.repair_tail(relpath)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise _error(f"cannot append to {path}", exc) from exc
+        try:
+            before = os.fstat(fd).st_size
             try:
-                _write_all(fd, data)
+                self._write_fd(fd, data)
+                os.fsync(fd)
+            except OSError as exc:
+                try:
+                    os.ftruncate(fd, before)
+                    os.fsync(fd)
+                except OSError as undo:
+                    _log.warning(
+                        "storage.append_not_rolled_back", extra={"path": str(path), "error": str(undo)}
+                    )
+                else:
+                    _log.warning("storage.append_rolled_back", extra={"path": str(path), "bytes": before})
+                raise _error(f"cannot append to {path}", exc) from exc
+        except OSError as exc:  # fstat
+            raise _error(f"cannot append to {path}", exc) from exc
+        finally:
+            os.close(fd)
+        return before
+
+    def truncate_to(self, relpath: PurePosixPath | str, size: int) -> None:
+        """Cut a file back to ``size`` (undo an append whose companion write failed).
+
+        Call it holding the file's :meth:`exclusive` lock.
+        """
+        path = self._internal_path(relpath, create=False)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.ftruncate(fd, size)
                 os.fsync(fd)
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise StorageError(f"cannot append to {path}: {_reason(exc)}") from exc
+            raise _error(f"cannot roll back {path}", exc) from exc
+
+    def _write_fd(self, fd: int, data: bytes) -> None:
+        """The one raw write of :meth:`append_durably`; a seam for tests that need a full disk."""
+        _write_all(fd, data)
 
     # --- run locks -----------------------------------------------------------------------
 
     def write_tar(self, folder: str) -> Path:
-        """``<folder>.tar.gz`` beside a manifest folder, complete or absent (temp name, then rename)."""
+        """``<folder>.tar.gz`` beside a manifest folder, complete or absent (temp name, then rename).
+
+        The temporary is locked like every other one, so a peer's orphan sweep leaves it alone.
+        """
         source = self.folder(folder)
         target = source.with_name(source.name + ".tar.gz")
-        tmp = target.with_name(target.name + TMP_SUFFIX)
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}{TMP_SUFFIX}")
         try:
-            with tarfile.open(tmp, "w:gz") as tar:
+            fd = _create_locked(tmp)
+        except OSError as exc:
+            raise _error(f"cannot write {target}", exc) from None
+        try:
+            with os.fdopen(os.dup(fd), "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
                 for path in sorted(source.rglob("*")):
                     if path.is_file() and not path.name.startswith(".") and not path.is_symlink():
                         tar.add(path, arcname=f"{source.name}/{path.relative_to(source).as_posix()}")
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
+            os.fsync(fd)
             tmp.replace(target)
             _fsync_dir(target.parent)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise StorageError(f"cannot write {target}: {_reason(exc)}") from None
+            raise _error(f"cannot write {target}", exc) from None
+        finally:
+            os.close(fd)
         return target
 
     def run_lock(

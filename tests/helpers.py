@@ -56,6 +56,7 @@ MANIFEST_KEYS = (
     "link_expires_at",
     "attempts",
     "run_id",
+    "mtime_ns",
 )
 #: (instance_id, group_name, replication_ip, log_date): what identifies a file in the archive.
 Key = tuple[str, str, str, str]

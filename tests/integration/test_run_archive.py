@@ -37,7 +37,7 @@ async def _demo(emulator_factory: EmulatorFactory) -> Emulator:
 async def test_demo_fleet_lands_complete_byte_exact_and_verifiable(
     emulator_factory: EmulatorFactory, tmp_path: Path
 ) -> None:
-    """A demo fleet is archived whole: every key, the served bytes, 18-key manifests, sha256sum -c ok."""
+    """A demo fleet is archived whole: every key, the served bytes, 19-key manifests, sha256sum -c ok."""
     emu = await _demo(emulator_factory)
     settings = settings_for(emu, tmp_path)
     root = settings.archive.root
@@ -62,6 +62,7 @@ async def test_demo_fleet_lands_complete_byte_exact_and_verifiable(
         data = payload.read_bytes()
         assert e["size"] == len(data) > 0
         assert e["sha256"] == sha256_of(payload)
+        assert e["mtime_ns"] == payload.stat().st_mtime_ns
         assert data == served[e["log_id"]], f"{folder}/{e['path']} differs from what OBS served"
         item = items[e["log_id"]]
         inst = fleet[e["instance_id"]]

@@ -85,7 +85,7 @@ def test_entry_round_trips_through_json() -> None:
     assert list(json.loads(line)) == [
         "path", "size", "sha256", "project", "project_id", "region", "instance_id", "instance_name",
         "group_name", "replication_ip", "replication_id", "log_id", "log_date", "file_name",
-        "downloaded_at", "link_expires_at", "attempts", "run_id",
+        "downloaded_at", "link_expires_at", "attempts", "run_id", "mtime_ns",
     ]  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -9,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from harvester.errors import StorageError
-from harvester.prune import PrunePlan, apply_prune, plan_prune
+from harvester.plan import after_watermark
+from harvester.prune import (
+    RETENTION_STATE,
+    PrunePlan,
+    apply_prune,
+    plan_prune,
+    pruned_through,
+    record_watermark,
+)
 
 TODAY = date(2025, 1, 10)
 
@@ -124,7 +133,7 @@ def test_a_symlinked_date_folder_is_never_followed(root: Path, tmp_path: Path) -
 )
 def test_apply_refuses_paths_outside_its_places(root: Path, field_name: str, rel: str) -> None:
     """A tampered plan cannot make retention delete state, locks, or anything outside the root."""
-    plan = PrunePlan(root=root)
+    plan = PrunePlan(root=root, pruned_through=TODAY)
     getattr(plan, field_name).append(root / rel)
     with pytest.raises(StorageError, match="refusing"):
         apply_prune(plan)
@@ -136,3 +145,44 @@ def test_an_empty_root_plans_nothing(tmp_path: Path) -> None:
     plan = plan_prune(tmp_path / "none", 3, TODAY, incidents=True)
     assert plan.empty
     assert plan.bytes == 0
+
+
+# --------------------------------------------------------------------------- retention watermark
+
+
+def test_the_plan_knows_the_watermark_it_sets(root: Path) -> None:
+    """keep_days=7 on the 10th removes up to the 3rd: that is the watermark to record."""
+    assert plan_prune(root, 7, TODAY).pruned_through == date(2025, 1, 3)
+    assert plan_prune(root, 1, TODAY).pruned_through == date(2025, 1, 9)
+
+
+def test_the_watermark_is_recorded_and_never_moves_back(tmp_path: Path) -> None:
+    """A later prune with a longer retention cannot invite runs to refill what is gone."""
+    root = tmp_path / "archive"
+    now = datetime(2025, 1, 10, 12, tzinfo=UTC)
+    assert pruned_through(root) is None
+    assert record_watermark(root, date(2025, 1, 7), keep_days=3, now=now) == date(2025, 1, 7)
+    assert record_watermark(root, date(2024, 12, 12), keep_days=30, now=now) == date(2025, 1, 7)
+    assert pruned_through(root) == date(2025, 1, 7)
+    state = json.loads((root / RETENTION_STATE).read_text())
+    assert state["pruned_through"] == "2025-01-07"
+    assert state["keep_days"] == 30
+    assert record_watermark(root, date(2025, 1, 8), keep_days=2, now=now) == date(2025, 1, 8)
+
+
+@pytest.mark.parametrize("content", [b"", b"{", b'{"pruned_through": "soon"}', b"[]", b'{"other": 1}'])
+def test_an_unreadable_watermark_is_ignored_with_a_warning(
+    tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged state file costs at worst a re-collected day, never a lost one."""
+    make(tmp_path, RETENTION_STATE, content)
+    assert pruned_through(tmp_path) is None
+    assert [r.getMessage() for r in caplog.records] == ["prune.watermark_unreadable"]
+
+
+def test_runs_never_collect_a_day_at_or_before_the_watermark() -> None:
+    """The planner's filter: days after the watermark stay, the watermark day and older go."""
+    days = [date(2025, 1, d) for d in range(3, 10)]
+    assert after_watermark(days, None) == set(days)
+    assert after_watermark(days, date(2025, 1, 7)) == {date(2025, 1, 8), date(2025, 1, 9)}
+    assert after_watermark(days, date(2025, 1, 31)) == set()

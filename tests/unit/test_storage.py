@@ -49,11 +49,11 @@ async def test_commit_makes_the_final_file_with_hash_and_size(archive: Archive) 
 
 
 async def test_the_part_file_is_all_there_is_before_commit(archive: Archive) -> None:
-    """Until commit, only '<name>.part' exists, so a reader never sees a half file."""
+    """Until commit, only the hidden '.<name>.harvester.part' exists, so a reader never sees a half file."""
     async with archive.open_part(DAY, REL) as part:
         await part.write(b"half")
         assert not archive.exists(DAY, REL)
-        assert _parts(archive.root) == [archive.root / DAY / f"{REL}.part"]
+        assert _parts(archive.root) == [archive.root / DAY / REL.parent / f".{REL.name}.harvester.part"]
         await part.commit()
 
 
@@ -184,13 +184,14 @@ async def test_a_symlinked_date_folder_is_refused(archive: Archive, tmp_path: Pa
 
 async def test_a_leftover_part_from_a_killed_run_is_taken_over(archive: Archive) -> None:
     """A .part left by a killed run does not block the next download of that file."""
-    leftover = archive.root / DAY / f"{REL}.part"
+    leftover = archive.root / DAY / REL.parent / f".{REL.name}.harvester.part"
     leftover.parent.mkdir(parents=True)
     leftover.write_bytes(b"stale bytes")
     async with archive.open_part(DAY, REL) as part:
         await part.write(b"fresh")
         await part.commit()
     assert (archive.root / DAY / REL).read_bytes() == b"fresh"
+    assert not leftover.exists()
 
 
 def test_remove_orphans_deletes_leftovers_everywhere(archive: Archive) -> None:

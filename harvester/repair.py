@@ -1,0 +1,119 @@
+"""``harvester verify --repair``: fetch again what verify found missing or corrupt.
+
+The repair is a nightly run restricted to the damaged archive keys, treated as not archived
+(:attr:`~harvester.nightly.NightlyOptions.repair`): the same lock, collection, links, retries
+and atomic writes, so a repaired file lands exactly as a first download would. A corrupt file
+is never deleted first: it stays until its replacement is renamed over it, and stays for good
+when DCS no longer has the day (DCS keeps run logs for 7 days), where it is reported as not
+repairable. Only this command talks to the API; plain ``verify`` stays offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import UTC, date, datetime
+
+from harvester import plan
+from harvester.errors import EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, UsageError
+from harvester.harvest import Engine
+from harvester.manifest import INCIDENTS, MANIFEST_NAME, SHA_LIST_NAME, VerifyReport, verify
+from harvester.models import ArchiveKey, Outcome, RunSummary
+from harvester.nightly import Nightly, NightlyOptions
+from harvester.session import FLEET_LOCK, execute, finish, new_run_id, prepare
+
+__all__ = ["repair_plan", "run_repair"]
+
+
+def repair_plan(report: VerifyReport, today: datetime) -> tuple[dict[str, ArchiveKey], dict[str, str]]:
+    """Split verify's damage into what DCS may still have and what it cannot (with the reason).
+
+    Pure: ``today`` is passed in. Damage in incident bundles or in manifest files themselves is
+    not a nightly key, so it is left to the operator, with what to do.
+    """
+    window = set(plan.complete_days(plan.today_utc(today)))
+    fetchable: dict[str, ArchiveKey] = {}
+    hopeless: dict[str, str] = {}
+    for shown in [*report.missing, *report.corrupt]:
+        key = report.damaged.get(shown)
+        if key is None:
+            hopeless[shown] = _why_not(shown)
+        elif key.day not in window:
+            hopeless[shown] = f"DCS keeps run logs for {plan.RETENTION_DAYS} days; {key.day} is older"
+        else:
+            fetchable[shown] = key
+    return fetchable, hopeless
+
+
+def _why_not(shown: str) -> str:
+    """Why damage that is not a nightly log file is left to the operator."""
+    if SHA_LIST_NAME in shown:
+        return "the next run regenerates it from manifest.jsonl"
+    if MANIFEST_NAME in shown:
+        return "a manifest line that is not a valid entry: fix or remove it by hand"
+    if shown.startswith(f"{INCIDENTS}/"):
+        return "an incident bundle's copy: run harvester collect again if it is still needed"
+    return "not a file DCS can deliver again: remove it"
+
+
+def run_repair(args: argparse.Namespace) -> int:
+    """Verify, fetch the damaged keys again, verify again; 0 only if the archive is clean."""
+    settings = prepare(args)
+    root = args.root
+    if os.path.realpath(root) != os.path.realpath(settings.archive.root):
+        raise UsageError(
+            f"{root} is not the archive of {args.config} (its archive.root is {settings.archive.root})"
+        )
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such archive folder")
+    before = verify(root)
+    fetchable, hopeless = repair_plan(before, datetime.now(UTC))
+    for shown in fetchable:
+        print(f"REPAIRING {shown}")
+    summary: RunSummary | None = None
+    if fetchable:
+        keys = frozenset(fetchable.values())
+
+        async def work(engine: Engine) -> None:
+            await Nightly(engine, NightlyOptions(repair=keys)).run()
+
+        summary = execute(settings, args, new_run_id(datetime.now(UTC)), lock_name=FLEET_LOCK, work=work)
+        finish(summary, settings, args, shard=None, root_record=True)
+        if summary.fatal is not None:
+            return EXIT_NOTHING  # lock held, credentials refused: finish() printed why
+
+    after = verify(root)
+    failures = _failure_reasons(summary)
+    remaining = [*after.missing, *after.corrupt]
+    for shown in remaining:
+        key = after.damaged.get(shown)
+        reason = hopeless.get(shown)
+        if reason is None and key is not None:
+            reason = failures.get(_where(key), "DCS listed no file for it")
+        print(f"NOT REPAIRED {shown} ({reason or 'not repairable'})")
+    for shown in after.extra:
+        print(f"EXTRA {shown} (in no manifest: remove it or move it out of the archive)")
+    repaired = [s for s in fetchable if s not in remaining]
+    print(
+        f"repaired {len(repaired)} of {len(before.missing) + len(before.corrupt)} damaged files; "
+        f"{len(remaining)} not repaired, {len(after.extra)} extra"
+    )
+    return EXIT_OK if after.clean else EXIT_PARTIAL
+
+
+_Where = tuple[str, str, str, date]
+
+
+def _where(key: ArchiveKey) -> _Where:
+    return (key.instance_id, key.group_name, key.replication_ip, key.day)
+
+
+def _failure_reasons(summary: RunSummary | None) -> dict[_Where, str]:
+    """Why the repair run could not fetch a file, from its failed outcome records."""
+    if summary is None:
+        return {}
+    return {
+        (f.instance_id, f.group_name, f.replication_ip, f.day): f.reason
+        for f in summary.files
+        if f.outcome in (Outcome.FAILED, Outcome.CANCELLED) and f.reason
+    }
