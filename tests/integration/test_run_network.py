@@ -317,3 +317,26 @@ async def test_an_unreachable_iam_is_named_as_such(
     assert list(summary.unreachable) == ["emulated"]
     assert summary.unreachable["emulated"].startswith(f"IAM endpoint {dead} unreachable: connection refused")
     assert emu.counters.requests["dcs"] == 0
+
+
+async def test_a_tls_failure_is_named_as_the_cause(
+    emulator_factory: EmulatorFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """https to a peer that does not speak TLS: exit 3, the one error says 'TLS handshake failed'."""
+    monkeypatch.setattr(breaker, "MIN_OUTAGE", 0.5)
+    emu = await emulator_factory(instances=1, seed=11, healthy=True)
+    wrong = emu.base_url.replace("http://", "https://")
+    project = {
+        "name": "emulated",
+        "region": "eu-de",
+        "project_id": emu.project_id,
+        "endpoints": {"dcs": wrong, "iam": f"{wrong}/v3"},
+    }
+    settings = settings_for(emu, tmp_path, extra={"projects": [project]})
+
+    summary = await _harvest(settings)
+
+    assert code_of(summary) == 3
+    assert summary.unreachable["emulated"].startswith(
+        f"DCS endpoint {wrong} unreachable: TLS handshake failed"
+    )
