@@ -3,6 +3,12 @@
 The bytes go to ``<name>.part`` beside the final name while storage hashes them; only a body
 whose length matches ``Content-Length`` is fsynced and renamed. A truncated or stalled body
 raises and its ``.part`` is discarded, so a half file can never be mistaken for a whole one.
+
+A body served with ``Content-Encoding: gzip`` (or deflate) is stored decoded: the archive and its
+manifest hold the log text. A redirect is followed only to a host the link itself could have
+pointed to (``download.allowed_hosts``, https), vetted before the signed URL is sent there.
+The harvester never resumes with ``Range``: a failed transfer starts again from byte 0, which is
+also the only safe way to restart an encoded body.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from pathlib import PurePosixPath
 
 from harvester.config import host_allowed, is_loopback
 from harvester.errors import LinkRefusedError
-from harvester.models import ArchivedFile, SignedLink
+from harvester.models import ArchivedFile, SignedLink, SignedUrl
 from harvester.storage import Archive
 from harvester.transport import Transport
 
@@ -29,15 +35,13 @@ async def fetch_to_archive(
     on_bytes: Callable[[int], None] | None = None,
 ) -> ArchivedFile:
     """Download ``link`` to ``folder/relpath`` atomically; returns what landed on disk."""
-    if not host_allowed(link.url.host, allowed_hosts):
-        raise LinkRefusedError(
-            f"download link points to host {link.url.host!r}, which is not in download.allowed_hosts"
-        )
-    if link.url.scheme != "https" and not is_loopback(link.url.host):
-        # The query string is a bearer credential: it must not cross a network in clear text.
-        raise LinkRefusedError(f"download link to {link.url.host!r} is not https")
+    check_link(link.url, allowed_hosts)
+
+    def follow(url: SignedUrl) -> None:
+        check_link(url, allowed_hosts, verb="redirects to")
+
     async with (
-        transport.open_download(link.url, chunk_size=chunk_size) as body,
+        transport.open_download(link.url, chunk_size=chunk_size, follow=follow) as body,
         archive.open_part(folder, relpath) as part,
     ):
         async for chunk in body.chunks():
@@ -46,3 +50,14 @@ async def fetch_to_archive(
                 on_bytes(len(chunk))
         # chunks() has already raised unless every byte of Content-Length arrived.
         return await part.commit()
+
+
+def check_link(url: SignedUrl, allowed_hosts: Sequence[str], *, verb: str = "points to") -> None:
+    """Refuse a link (or a redirect target) outside ``download.allowed_hosts`` or without https."""
+    if not host_allowed(url.host, allowed_hosts):
+        raise LinkRefusedError(
+            f"download link {verb} host {url.host!r}, which is not in download.allowed_hosts"
+        )
+    if url.scheme != "https" and not is_loopback(url.host):
+        # The query string is a bearer credential: it must not cross a network in clear text.
+        raise LinkRefusedError(f"download link {verb} {url.host!r}, which is not https")

@@ -7,6 +7,7 @@
     +-- ApiError                   an HTTP error answer from DCS or IAM (status + error code)
     |   +-- AuthError              credentials refused (401 at IAM or after a re-login)
     +-- TransportError             connection reset, refused, timed out          -> retry
+    |   +-- EndpointUnavailableError   the endpoint's circuit breaker is open      -> fail dependent work
     +-- DownloadError              the OBS side of a transfer
     |   +-- LinkExpiredError       403 from OBS: ask DCS for a fresh link        -> relink
     |   +-- IncompleteBodyError    fewer bytes than Content-Length, or a stall   -> retry
@@ -82,11 +83,32 @@ class AuthError(ApiError):
 
 
 class TransportError(HarvesterError):
-    """The connection failed before an HTTP answer arrived (or OBS said "try later")."""
+    """The connection failed before an HTTP answer arrived (or OBS said "try later").
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    ``endpoint`` (``scheme://host:port``) and ``cause`` are set when no connection could be
+    made at all (refused, DNS, TLS, connect timeout): the run reports those per project.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        endpoint: str | None = None,
+        cause: str = "",
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.endpoint = endpoint
+        self.cause = cause
+
+
+class EndpointUnavailableError(TransportError):
+    """The endpoint's circuit breaker is open: the call was not made (see harvester.breaker).
+
+    Not retried: the breaker already waited out the outage that a retry would wait for, and
+    every other call to the endpoint fails the same way, so dependent work fails at once.
+    """
 
 
 class DownloadError(HarvesterError):
@@ -156,6 +178,8 @@ def classify(exc: BaseException) -> Classification:
             return Classification(Action.THROTTLED, exc.retry_after)
         if exc.status in RETRYABLE_STATUS:
             return Classification(Action.RETRY)
+        return Classification(Action.SKIP)
+    if isinstance(exc, EndpointUnavailableError):
         return Classification(Action.SKIP)
     if isinstance(exc, TransportError | IncompleteBodyError):
         return Classification(Action.RETRY)

@@ -20,6 +20,7 @@ import structlog
 
 from harvester import plan
 from harvester.auth import Authenticator
+from harvester.breaker import endpoint_url
 from harvester.config import ProjectSettings, Settings
 from harvester.dcs import DcsClient, GroupInfo, InstanceInfo, RunlogItem
 from harvester.download import fetch_to_archive
@@ -111,9 +112,13 @@ class _Runner:
         def on_retry(event: RetryEvent) -> None:
             engine.on_retry(self._project, event)
 
-        return await call_with_retry(
-            once, what=what, policy=engine.retry_policy, limiter=self._limiter, on_retry=on_retry
-        )
+        try:
+            return await call_with_retry(
+                once, what=what, policy=engine.retry_policy, limiter=self._limiter, on_retry=on_retry
+            )
+        except TransportError as exc:
+            engine.note_unreachable(self._project, exc)
+            raise
 
 
 class Engine:
@@ -173,9 +178,23 @@ class Engine:
             what=event.what,
             kind=event.kind,
             attempt=event.attempt,
-            wait=event.wait,
+            wait=round(event.wait, 3),
             reason=event.reason,
         )
+
+    def note_unreachable(self, project: str, exc: TransportError) -> None:
+        """Remember the first endpoint of ``project`` that could not be reached at all."""
+        if exc.endpoint and project not in self.summary.unreachable:
+            service = "download"
+            for p in self.projects:
+                if p.settings.name == project:
+                    ps = p.settings
+                    service = {
+                        endpoint_url(ps.iam_endpoint): "IAM",
+                        endpoint_url(ps.dcs_endpoint): "DCS",
+                    }.get(exc.endpoint, service)
+            self.summary.unreachable[project] = f"{service} endpoint {exc.endpoint} unreachable: {exc.cause}"
+            log.error("harvest.endpoint_unreachable", project=project, endpoint=exc.endpoint, cause=exc.cause)
 
     def record(self, result: FileResult) -> FileResult:
         self.summary.files.append(result)
@@ -475,6 +494,8 @@ class Engine:
                     log.info("harvest.link_refused", reason=str(exc))
                     continue
                 if action is not Action.RETRY or attempts >= lim.download_attempts:
+                    if isinstance(exc, TransportError):
+                        self.note_unreachable(target.project, exc)
                     return self._failed(lf, attempts, str(exc))
                 self.count_retry(target.project)
                 log.info("harvest.download_retried", attempt=attempts, reason=str(exc))

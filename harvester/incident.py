@@ -27,7 +27,7 @@ from harvester.errors import ApiError, HarvesterError, UsageError, exit_code
 from harvester.harvest import Destination, Engine, file_result, is_fatal, to_logfile
 from harvester.manifest import ManifestEntry
 from harvester.models import LogFile, Outcome, Replica, RunSummary, Target
-from harvester.report import render_text, summary_dict
+from harvester.report import render_text, summary_dict, unreachable_lines
 from harvester.session import execute, json_bytes, new_run_id, prepare, write_record
 from harvester.storage import Archive, write_bytes_atomic
 
@@ -262,6 +262,8 @@ def run_incident(args: argparse.Namespace, since: datetime | None, until: dateti
             write_record("--tar", lambda: print(f"tarball: {archive.write_tar(bundle)}"))
     if args.summary_json is not None:
         write_record("--summary-json", lambda: write_bytes_atomic(Path(args.summary_json), json_bytes(data)))
+    for line in unreachable_lines(summary):
+        print(line, file=sys.stderr)
     if summary.fatal:
         print(f"harvester: error: {summary.fatal}", file=sys.stderr)
     print(bundle_dir)

@@ -212,3 +212,6 @@ class RunSummary:
     retries_by_project: dict[str, int] = field(default_factory=dict)
     interrupted_by: int | None = None  # signal number
     fatal: str | None = None
+    # project -> why one of its endpoints could not be reached (first such failure): one
+    # "harvester: error:" line each, so an operator sees the dead endpoint, not N file failures.
+    unreachable: dict[str, str] = field(default_factory=dict)

@@ -72,6 +72,7 @@ def summary_dict(summary: RunSummary) -> dict[str, Any]:
             "instances_skipped": sum(1 for i in summary.instances if i.skipped),
         },
         "instances": instances,
+        "unreachable": dict(sorted(summary.unreachable.items())),
         "instance_problems": [
             {"project": i.project, "instance": i.instance, "reason": i.reason, "skipped": i.skipped}
             for i in summary.instances
@@ -113,3 +114,8 @@ def render_text(summary: RunSummary) -> str:
         f"{t['retries']} retries"
     )
     return "\n".join(lines)
+
+
+def unreachable_lines(summary: RunSummary) -> list[str]:
+    """One ``harvester: error:`` line per project whose endpoint could not be reached."""
+    return [f"harvester: error: project {p}: {why}" for p, why in sorted(summary.unreachable.items())]

@@ -4,11 +4,16 @@ Two budgets, because they mean different things: a 5xx or a reset connection is 
 service failing (exponential backoff with jitter, ``attempts`` tries), while a 429 is the
 gateway asking us to slow down (wait exactly as ``Retry-After`` says, on its own
 ``throttle_attempts`` budget, so a throttled night does not burn the error budget).
-Everything else fails at once: retrying a 403 or a 404 cannot help.
+Everything else fails at once: retrying a 403 or a 404 cannot help, and neither can calling
+an endpoint whose circuit breaker is open (:mod:`harvester.breaker`).
+
+The wait before each retry is chosen here (:func:`backoff`), not inside stamina, so that the
+``retry.scheduled`` log line can say how long it is.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -42,8 +47,18 @@ class RetryEvent:
     what: str
     kind: str  # "error" or "throttled"
     attempt: int
-    wait: float | None  # seconds for throttling; None when stamina picks the backoff
+    wait: float  # seconds until the next attempt
     reason: str
+
+
+def backoff(attempt: int, policy: RetryPolicy, jitter: float) -> float:
+    """Seconds before retry number ``attempt`` (1-based) after an error: exponential, capped.
+
+    ``jitter`` in [0, 1) scales ``policy.wait_jitter``; callers pass ``random.random()``, tests
+    a fixed value. The cap applies after the jitter, so no wait exceeds ``wait_max``.
+    """
+    base = policy.wait_initial * 2.0 ** min(max(0, attempt - 1), 60)
+    return min(policy.wait_max, base + jitter * policy.wait_jitter)
 
 
 class RateLimiter:
@@ -111,9 +126,10 @@ async def call_with_retry(
             counts["error"] += 1
             if counts["error"] >= policy.attempts or time.monotonic() - started > policy.timeout:
                 return False
+            wait = backoff(counts["error"], policy, random.random())
             if on_retry is not None:
-                on_retry(RetryEvent(what, "error", counts["error"], None, str(exc)))
-            return True
+                on_retry(RetryEvent(what, "error", counts["error"], wait, str(exc)))
+            return wait
         return False
 
     async for attempt in stamina.retry_context(

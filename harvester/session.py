@@ -42,7 +42,8 @@ from harvester.metrics import MetricsSnapshot, ProjectCounts, write_metrics
 from harvester.models import Outcome, RunSummary
 from harvester.nightly import Nightly, NightlyOptions
 from harvester.progress import make_progress
-from harvester.report import render_text, summary_dict
+from harvester.report import render_text, summary_dict, unreachable_lines
+from harvester.retry import RetryEvent, RetryPolicy, call_with_retry
 from harvester.storage import Archive, write_bytes_atomic
 from harvester.transport import Transport
 
@@ -140,8 +141,7 @@ async def open_engine(
                 api_connections=lim.api_concurrency,
                 download_connections=lim.download_concurrency,
                 connect_timeout=dl.connect_timeout,
-                read_timeout=max(60.0, dl.stall_timeout),
-                stall_timeout=dl.stall_timeout,
+                stall_timeout=dl.stall_timeout,  # bounds downloads only; API calls have their own
             )
         )
         settings = await resolve_project_ids(settings, transport)
@@ -153,21 +153,42 @@ async def open_engine(
 
 
 async def resolve_project_ids(settings: Settings, transport: Transport) -> Settings:
-    """DCS paths need the project id; a config that names the project gets it from IAM."""
+    """DCS paths need the project id; a config that names the project gets it from IAM.
+
+    Retried like every other call (a 503 or a reset at start-up must not fail the fleet);
+    a refused password is not.
+    """
     if all(p.project_id is not None for p in settings.projects):
         return settings
     auth = settings.auth
-    if auth.username is None or auth.password is None or auth.domain is None:  # config.py checks this
+    username, password, domain = auth.username, auth.password, auth.domain
+    if username is None or password is None or domain is None:  # config.py checks this
         raise ConfigError("projects: project_name needs auth.method password (username, password, domain)")
+    lim = settings.limits
+    policy = RetryPolicy(
+        attempts=lim.retry_attempts, throttle_attempts=lim.throttle_attempts, timeout=lim.retry_timeout
+    )
+
+    def on_retry(event: RetryEvent) -> None:
+        log.info(
+            "retry.scheduled",
+            what=event.what,
+            kind=event.kind,
+            attempt=event.attempt,
+            wait=round(event.wait, 3),
+            reason=event.reason,
+        )
+
     resolved = []
     for project in settings.projects:
         if project.project_id is None and project.project_name is not None:
-            project_id = await transport.iam_project_id(
-                project.iam_endpoint,
-                auth.username,
-                auth.password,
-                auth.domain,
-                project_name=project.project_name,
+            name, endpoint = project.project_name, project.iam_endpoint
+
+            async def lookup(name: str = name, endpoint: str = endpoint) -> str:
+                return await transport.iam_project_id(endpoint, username, password, domain, project_name=name)
+
+            project_id = await call_with_retry(
+                lookup, what=f"resolve project {name!r}", policy=policy, on_retry=on_retry
             )
             log.info("harvest.project_resolved", project=project.name, project_id=project_id)
             resolved.append(dataclasses.replace(project, project_id=project_id))
@@ -287,6 +308,8 @@ def run_nightly(args: argparse.Namespace) -> int:
     summary = execute(settings, args, run_id, lock_name=lock_name, work=work)
     if args.dry_run:
         print("\n".join(lines) if lines else "nothing to do")
+        for line in unreachable_lines(summary):
+            print(line, file=sys.stderr)
         if summary.fatal:
             print(f"harvester: error: {summary.fatal}", file=sys.stderr)
         return exit_code(summary)
@@ -321,6 +344,8 @@ def finish(
         write_record("--metrics-file", lambda: write_metrics(Path(metrics_file), snapshot))
     print(render_text(summary))
     print(f"archive: {settings.archive.root}")
+    for line in unreachable_lines(summary):
+        print(line, file=sys.stderr)
     if summary.fatal:
         print(f"harvester: error: {summary.fatal}", file=sys.stderr)
     return code

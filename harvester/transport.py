@@ -2,17 +2,32 @@
 
 Two sessions with separate connection pools, because they serve different peers with
 different trust: the API session talks to DCS and IAM and carries credentials; the download
-session fetches pre-signed OBS links and never sees an auth header, never follows a redirect
-and never decompresses (the archive keeps the bytes OBS served, counted against
-Content-Length).
+session fetches pre-signed OBS links and never sees an auth header. It follows at most
+``MAX_REDIRECTS`` redirects, each target checked by the caller (allowed host, https) before it
+is requested, and undoes a ``Content-Encoding`` itself (:mod:`harvester.decoding`), counting
+the encoded bytes against Content-Length and requiring the compressed stream to end.
 
-What callers can catch (everything aiohttp raises is translated in :func:`_map_errors`):
+Timeouts, each bounding one kind of wait:
+
+    connect_timeout    TCP connect + TLS handshake, for every peer
+    stall_timeout      a download: no byte for this long, *including* before the headers
+    read_timeout       an API call: no byte for this long, including before the headers
+    api_timeout        an API call in all (it is small JSON: minutes mean a hung peer)
+
+Every peer (``scheme://host:port``) has a :class:`~harvester.breaker.Breaker`: connection
+failures (refused, DNS, TLS, connect timeout) that persist open it, and calls to that peer then
+fail at once with :class:`EndpointUnavailableError`.
+
+What callers can catch (everything aiohttp raises is translated in :meth:`Transport._guarded`
+and :func:`_map_errors`):
 
     ApiError           DCS/IAM answered with an error status (code, message, retry_after)
       AuthError        401 after one credential refresh, or at the IAM login
       (status 502)     a 2xx whose body is not JSON: treated like a bad gateway, so it is retried
     TransportError     no HTTP answer: refused, reset, timed out; also OBS 5xx/429
-    DownloadError      OBS refused the download for good (404, other 4xx, redirects)
+      EndpointUnavailableError   the peer's breaker is open: the call was not made
+    DownloadError      OBS refused the download for good (404, other 4xx, redirect loops,
+                       an unsupported Content-Encoding, corrupt compressed data)
       LinkExpiredError       OBS 403: ask DCS for a new link
       IncompleteBodyError    the body ended before Content-Length, or stalled
 
@@ -29,7 +44,8 @@ import html
 import json
 import math
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,10 +59,19 @@ from yarl import URL
 
 from harvester import __version__ as _version
 from harvester.auth import Authenticator
+from harvester.breaker import Breaker, Rejection, endpoint_of
+from harvester.decoding import (
+    BodyDecoder,
+    EncodingProblem,
+    TruncatedEncoding,
+    UnsupportedEncoding,
+    parse_codings,
+)
 from harvester.errors import (
     ApiError,
     AuthError,
     DownloadError,
+    EndpointUnavailableError,
     IncompleteBodyError,
     LinkExpiredError,
     TransportError,
@@ -59,6 +84,10 @@ MAX_ERROR_TEXT = 200
 MAX_ERROR_BODY = 64 * 1024
 DNS_CACHE_SECONDS = 300
 TOKEN_LIFETIME = timedelta(hours=24)
+API_READ_TIMEOUT = 60.0  # no byte of an API answer for this long (headers included): give up
+API_TIMEOUT = 120.0  # one API call in all
+MAX_REDIRECTS = 3
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,10 +191,35 @@ def with_query(url: str, params: Mapping[str, str] | None) -> str:
     return f"{url}{sep}{encode_query(params)}"
 
 
+def connection_failure(exc: BaseException) -> str | None:
+    """The cause when ``exc`` means no connection could be made at all, else None.
+
+    Refused, DNS, TLS and connect timeouts say the peer is unreachable; a reset, a stall or a
+    disconnect after connecting say it is there but struggling, which is the retry policy's
+    business and not the circuit breaker's.
+    """
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "connect timed out"
+    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ClientConnectorDNSError):
+        return _reason(exc)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return _os_reason(exc.os_error)
+    return None
+
+
 def _reason(exc: BaseException) -> str:
     """A short description of a network failure that never quotes a URL."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "connect timed out"
     if isinstance(exc, TimeoutError):
         return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        detail = getattr(exc.certificate_error, "verify_message", "") or "not trusted"
+        return f"TLS certificate rejected ({_one_line(str(detail))})"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "cannot resolve the host name"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "server disconnected"
     if isinstance(exc, aiohttp.ClientPayloadError):
@@ -200,6 +254,14 @@ def _map_errors(what: str, method: str, safe_url: str) -> Iterator[None]:
         raise TransportError(f"{prefix}{method} {safe_url}: {_reason(exc)}") from None
 
 
+def _unavailable(prefix: str, method: str, safe: str, rejection: Rejection) -> EndpointUnavailableError:
+    return EndpointUnavailableError(
+        f"{prefix}{method} {safe}: {rejection.message()}",
+        endpoint=rejection.endpoint,
+        cause=f"{rejection.cause} ({rejection.failures} connection attempts over {rejection.outage:.0f} s)",
+    )
+
+
 def _api_error(
     status: int, body: bytes, headers: Mapping[str, str], *, what: str, auth: bool = False
 ) -> ApiError:
@@ -223,10 +285,20 @@ def _parse_json(status: int, body: bytes, *, what: str) -> Any:
 
 
 class Download:
-    """An OBS answer whose headers arrived; the body is read with :meth:`chunks`."""
+    """An OBS answer whose headers arrived; the body is read with :meth:`chunks`.
+
+    ``content_length`` and ``bytes_read`` count the bytes on the wire, which for an encoded
+    body are the compressed ones; :meth:`chunks` yields the decoded log text.
+    """
 
     def __init__(
-        self, response: aiohttp.ClientResponse, url: SignedUrl, *, chunk_size: int, stall_timeout: float
+        self,
+        response: aiohttp.ClientResponse,
+        url: SignedUrl,
+        *,
+        chunk_size: int,
+        stall_timeout: float,
+        codings: tuple[str, ...] = (),
     ) -> None:
         self._response = response
         self._url = url
@@ -235,13 +307,45 @@ class Download:
         self.status = response.status
         self.content_length: int | None = response.content_length
         self.etag: str | None = response.headers.get("ETag")
+        self.codings = codings
         self.bytes_read = 0
 
     def __repr__(self) -> str:
         return f"Download({self._url.redacted!r}, status={self.status}, content_length={self.content_length})"
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body in chunks; raises unless it is complete and arrived without a stall."""
+        """The (decoded) body in chunks; raises unless it is complete and arrived without a stall.
+
+        Complete means: as many bytes as Content-Length announced, when it did; the chunked
+        terminator, when the body was chunked (aiohttp raises otherwise); and, for an encoded
+        body, a compressed stream that reached its end.
+        """
+        decoder = BodyDecoder(self.codings, max_piece=self._chunk_size) if self.codings else None
+        async for raw in self._raw():
+            if decoder is None:
+                yield raw
+                continue
+            for piece in self._decoded(decoder.feed, raw):
+                yield piece
+        if self.content_length is not None and self.bytes_read != self.content_length:
+            raise IncompleteBodyError(
+                f"GET {self._url.redacted}: body ended after {self.bytes_read} of {self.content_length} bytes"
+            )
+        if decoder is not None:
+            for piece in self._decoded(lambda _: decoder.finish(), b""):
+                yield piece
+
+    def _decoded(self, step: Callable[[bytes], Iterator[bytes]], data: bytes) -> Iterator[bytes]:
+        safe = self._url.redacted
+        coding = "+".join(self.codings)
+        try:
+            yield from step(data)
+        except TruncatedEncoding as exc:
+            raise IncompleteBodyError(f"GET {safe}: {exc} after {self.bytes_read} bytes") from None
+        except EncodingProblem as exc:
+            raise DownloadError(f"GET {safe}: cannot decode the {coding} body: {exc}") from None
+
+    async def _raw(self) -> AsyncIterator[bytes]:
         it = self._response.content.iter_chunked(self._chunk_size).__aiter__()
         safe = self._url.redacted
         while True:
@@ -262,10 +366,6 @@ class Download:
                 raise TransportError(f"GET {safe}: {_reason(exc)} after {self.bytes_read} bytes") from None
             self.bytes_read += len(chunk)
             yield chunk
-        if self.content_length is not None and self.bytes_read != self.content_length:
-            raise IncompleteBodyError(
-                f"GET {safe}: body ended after {self.bytes_read} of {self.content_length} bytes"
-            )
 
     def _expected(self) -> str:
         return str(self.content_length) if self.content_length is not None else "unknown"
@@ -284,14 +384,21 @@ class Transport:
         api_connections: int = 16,
         download_connections: int = 8,
         connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
+        read_timeout: float = API_READ_TIMEOUT,
+        api_timeout: float = API_TIMEOUT,
         stall_timeout: float = 60.0,
+        breaker: Callable[[str], Breaker] = Breaker,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api_connections = api_connections
         self.download_connections = download_connections
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.api_timeout = api_timeout
         self.stall_timeout = stall_timeout
+        self._new_breaker = breaker
+        self._clock = clock
+        self._breakers: dict[str, Breaker] = {}
         self._api: aiohttp.ClientSession | None = None
         self._obs: aiohttp.ClientSession | None = None
 
@@ -301,25 +408,67 @@ class Transport:
             f"download_connections={self.download_connections})"
         )
 
-    def _timeout(self) -> aiohttp.ClientTimeout:
+    def _timeout(self, *, read: float, total: float | None) -> aiohttp.ClientTimeout:
         # sock_connect, not connect: aiohttp's ``connect`` also counts the wait for a free pooled
-        # connection, which under load is queueing, not a dead peer.
-        return aiohttp.ClientTimeout(
-            total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout
-        )
+        # connection, which under load is queueing, not a dead peer. sock_read runs from the
+        # moment the request is sent, so it bounds the wait for the headers as well as each
+        # wait for more body.
+        return aiohttp.ClientTimeout(total=total, sock_connect=self.connect_timeout, sock_read=read)
+
+    def breaker(self, url: URL) -> Breaker:
+        """The circuit breaker of the peer ``url`` points to (one per scheme, host and port)."""
+        key = endpoint_of(url.scheme, url.host or "", url.port)
+        found = self._breakers.get(key)
+        if found is None:
+            found = self._breakers[key] = self._new_breaker(key)
+        return found
+
+    @contextmanager
+    def _guarded(self, url: URL, what: str, method: str, safe: str, *, waiting: str) -> Iterator[None]:
+        """One attempt to reach ``url``: through its breaker, with failures as one safe line.
+
+        ``waiting`` names the timeout that bounds the wait for an answer, for the message.
+        """
+        prefix = f"{what}: " if what else ""
+        breaker = self.breaker(url)
+        rejection = breaker.allow()
+        if rejection is not None:
+            raise _unavailable(prefix, method, safe, rejection)
+        started = self._clock()
+        try:
+            yield
+        except aiohttp.SocketTimeoutError:
+            breaker.succeeded()  # connected, then nothing came back
+            raise TransportError(f"{prefix}{method} {safe}: no response within {waiting}") from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            cause = connection_failure(exc)
+            if cause is None:
+                breaker.succeeded()
+                raise TransportError(f"{prefix}{method} {safe}: {_reason(exc)}") from None
+            opened = breaker.failed(cause, started=started)
+            if opened is not None:
+                raise _unavailable(prefix, method, safe, opened) from None
+            raise TransportError(
+                f"{prefix}{method} {safe}: {_reason(exc)}", endpoint=breaker.endpoint, cause=cause
+            ) from None
+        except BaseException:
+            breaker.abandoned()
+            raise
+        breaker.succeeded()
 
     async def __aenter__(self) -> Transport:
         headers = {"User-Agent": USER_AGENT}
         self._api = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.api_connections, ttl_dns_cache=DNS_CACHE_SECONDS),
-            timeout=self._timeout(),
+            timeout=self._timeout(read=self.read_timeout, total=self.api_timeout),
             headers=headers,
             raise_for_status=False,
             trust_env=False,
         )
         self._obs = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.download_connections, ttl_dns_cache=DNS_CACHE_SECONDS),
-            timeout=self._timeout(),
+            # No total: a multi-GiB log may take hours; stall_timeout bounds every silence.
+            timeout=self._timeout(read=self.stall_timeout, total=None),
             headers=headers,
             auto_decompress=False,
             raise_for_status=False,
@@ -358,10 +507,12 @@ class Transport:
         """One request, read to the end; the URL is sent exactly as signed (``encoded=True``)."""
         session = self._session("api")
         safe = redact_url(url)
-        with _map_errors(what, method, safe):
+        target = URL(url, encoded=True)
+        waiting = f"{self.read_timeout:g} s"
+        with self._guarded(target, what, method, safe, waiting=waiting):
             async with session.request(
                 method,
-                URL(url, encoded=True),
+                target,
                 headers=dict(headers),
                 data=body or None,
                 allow_redirects=False,
@@ -493,33 +644,73 @@ class Transport:
 
     # ---------------------------------------------------------------- downloads (OBS)
 
-    def open_download(self, url: SignedUrl, *, chunk_size: int) -> AbstractAsyncContextManager[Download]:
-        """GET a signed link; the context yields once the status and headers are in and are 200."""
-        return self._open_download(url, chunk_size)
+    def open_download(
+        self, url: SignedUrl, *, chunk_size: int, follow: Callable[[SignedUrl], None] | None = None
+    ) -> AbstractAsyncContextManager[Download]:
+        """GET a signed link; the context yields once the status and headers are in and are 200.
+
+        ``follow`` vets every redirect target before it is requested (it raises to refuse one);
+        without it a redirect fails the download, as any other unexpected status does.
+        """
+        return self._open_download(url, chunk_size, follow)
 
     @asynccontextmanager
-    async def _open_download(self, url: SignedUrl, chunk_size: int) -> AsyncIterator[Download]:
-        session = self._session("obs")
-        safe = url.redacted
-        what = "download"
-        with _map_errors(what, "GET", safe):
-            resp = await session.get(
-                URL(url.reveal(), encoded=True),
-                allow_redirects=False,
-                headers={"Accept-Encoding": "identity"},
-            )
+    async def _open_download(
+        self, url: SignedUrl, chunk_size: int, follow: Callable[[SignedUrl], None] | None
+    ) -> AsyncIterator[Download]:
+        resp, current = await self._get_following(url, follow)
+        safe = current.redacted
         try:
             if resp.status != 200:
-                with _map_errors(what, "GET", safe):
+                with _map_errors("download", "GET", safe):
                     data = await resp.content.read(MAX_ERROR_BODY)
                 _raise_download_error(resp.status, data, resp.headers, safe)
-            yield Download(resp, url, chunk_size=chunk_size, stall_timeout=self.stall_timeout)
+            try:
+                codings = parse_codings(resp.headers.get("Content-Encoding"))
+            except UnsupportedEncoding as exc:
+                raise DownloadError(f"GET {safe}: {exc}") from None
+            yield Download(
+                resp, current, chunk_size=chunk_size, stall_timeout=self.stall_timeout, codings=codings
+            )
         finally:
             # close, not release: a body we did not read to the end must not be reused.
             if resp.content.at_eof():
                 resp.release()
             else:
                 resp.close()
+
+    async def _get_following(
+        self, url: SignedUrl, follow: Callable[[SignedUrl], None] | None
+    ) -> tuple[aiohttp.ClientResponse, SignedUrl]:
+        """The first answer that is not a redirect we may follow, and the link that gave it.
+
+        Redirects are followed by hand, not by aiohttp, so that each target is vetted (host,
+        scheme) before a signed query string is sent to it, and the hops stay bounded.
+        """
+        session = self._session("obs")
+        waiting = f"{self.stall_timeout:g} s (download.stall_timeout)"
+        current = url
+        for hops in range(MAX_REDIRECTS + 1):
+            target = URL(current.reveal(), encoded=True)
+            safe = current.redacted
+            with self._guarded(target, "download", "GET", safe, waiting=waiting):
+                resp = await session.get(
+                    target, allow_redirects=False, headers={"Accept-Encoding": "identity"}
+                )
+            if resp.status not in REDIRECT_STATUSES or follow is None:
+                return resp, current
+            status, location = resp.status, resp.headers.get("Location", "")
+            resp.close()
+            if not location:
+                raise DownloadError(f"GET {safe}: OBS {status} redirect without a Location")
+            if hops == MAX_REDIRECTS:
+                raise DownloadError(f"GET {safe}: OBS redirected more than {MAX_REDIRECTS} times")
+            try:
+                current = SignedUrl(str(target.join(URL(location, encoded=True))))
+            except ValueError:
+                raise DownloadError(f"GET {safe}: OBS {status} redirect to an invalid URL") from None
+            follow(current)
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,8 @@ class Counters:
     ``requests`` and ``statuses`` are keyed by route class (``iam``, ``dcs``, ``links``, ``obs``,
     ``unknown``); ``statuses`` uses ``"{class}:{status}"``. ``faults`` is keyed by fault kind
     (``latency``, ``error_500``, ``throttle_429``, ``rate_limit``, ``reset``, ``truncate``,
-    ``stall``, ``malformed_json``, ``hostile_file_name``, ``hostile_link``). ``auth_failures``
-    is keyed by error code.
+    ``stall``, ``stall_headers``, ``redirect``, ``malformed_json``, ``hostile_file_name``,
+    ``hostile_link``). ``auth_failures`` is keyed by error code.
     """
 
     requests: Counter[str] = field(default_factory=Counter)

@@ -4,6 +4,10 @@ Knobs are plain mutable dataclasses so a test can change them mid-run
 (``emu.faults.links.error_500_rate = 0.2``); the :class:`FaultInjector` reads them on every
 request. Route classes: ``iam`` (token issue), ``dcs`` (every DCS call except links),
 ``links`` (the link call), ``obs`` (downloads).
+
+Most knobs are faults in the strict sense; a few (``content_encoding``, ``omit_content_length``,
+``redirect_hops``) are legitimate OBS behaviours our own reading does not produce by default,
+here so that the client can be held to what contract section 8 leaves open.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Literal
 from .counters import Counters
 
 ROUTE_CLASSES = ("iam", "dcs", "links", "obs")
-FaultKind = Literal["error_500", "throttle_429", "reset", "rate_limit"]
+FaultKind = Literal["error_500", "throttle_429", "reset", "rate_limit", "stall_headers"]
 
 
 @dataclass(slots=True)
@@ -32,13 +36,19 @@ class RouteFaults:
     reset_rate: float = 0.0
     malformed_json_rate: float = 0.0
     truncate_rate: float = 0.0
-    stall_rate: float = 0.0
+    stall_rate: float = 0.0  # OBS: the body stops halfway for stall_seconds
     stall_seconds: float = 5.0
+    header_stall_rate: float = 0.0  # any class: accept the request, send nothing for stall_seconds
     retry_after: float = 1.0
     retry_after_http_date: bool = False
     fail_first: int = 0
-    fail_first_kind: Literal["error_500", "throttle_429", "reset"] = "error_500"
+    fail_first_kind: Literal["error_500", "throttle_429", "reset", "stall_headers"] = "error_500"
     rate_limit_rps: float | None = None
+    # OBS only: how objects are served.
+    content_encoding: str = ""  # "gzip", "deflate" (zlib), "deflate-raw"; other values: header only
+    omit_content_length: bool = False  # chunked transfer encoding, no Content-Length
+    redirect_hops: int = 0  # answer each GET with this many 307s before serving it
+    redirect_base: str = ""  # where the 307s point (scheme://host:port); "" = this emulator
 
 
 @dataclass(slots=True)
@@ -115,6 +125,8 @@ class FaultInjector:
             return self._decision("error_500", knobs)
         if self.chance(knobs.throttle_rate):
             return self._decision("throttle_429", knobs)
+        if self.chance(knobs.header_stall_rate):
+            return self._decision("stall_headers", knobs)
         return None
 
     def reset_first_k(self) -> None:

@@ -116,6 +116,11 @@ async def _handle(
         state.counters.faults["latency"] += 1
         await asyncio.sleep(delay)
     decision = state.injector.before(cls, request.match_info.get("project_id", "-"))
+    if decision is not None and decision.kind == "stall_headers":
+        # A peer that accepted the request and says nothing: then answers normally, if the
+        # client is still there (aiohttp cancels this handler when it hangs up).
+        await asyncio.sleep(state.faults.of(cls).stall_seconds)
+        decision = None
     if decision is not None:
         return _fault_response(request, cls, decision)
     try:

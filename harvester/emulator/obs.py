@@ -4,16 +4,25 @@ Real links are virtual-host style (``https://{bucket}.obs.../{key}``), which loo
 serve, so the emulator serves path style on its own port: ``{base}/obs/{bucket}/{key}``.
 The signature still covers ``/{bucket}/{key}`` exactly as OBS does. Bodies are produced
 block by block from :mod:`logs`, so a multi-GiB file is streamed without being held.
+
+Knobs on ``faults.obs`` change how an object is served the way a real OBS may (contract
+section 8): ``content_encoding`` serves it compressed, as an object *stored* with
+``Content-Encoding: gzip`` is, whatever the client's ``Accept-Encoding`` (held in memory, so for
+test-sized logs; a Range then applies to the encoded bytes, as it would on OBS);
+``omit_content_length`` sends it chunked; ``redirect_hops`` answers 307 first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import hashlib
 import hmac
+import zlib
+from collections.abc import Iterator
 from email.utils import formatdate
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -22,6 +31,7 @@ from .runlogs import RunlogItem
 from .state import STATE, EmulatorState
 
 OBS_PREFIX = "/obs"
+HOP_PARAM = "x-emulator-hop"
 
 
 def obs_signature(secret_key: str, expires: int, bucket: str, key: str) -> str:
@@ -84,8 +94,44 @@ def _check_signature(
     return None
 
 
+def encode_body(data: bytes, coding: str) -> bytes:
+    """``data`` as served with ``Content-Encoding: coding``; unknown codings leave it as it is."""
+    if coding == "gzip":
+        return gzip.compress(data, mtime=0)
+    if coding == "deflate":
+        return zlib.compress(data)
+    if coding == "deflate-raw":
+        packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        return packer.compress(data) + packer.flush()
+    return data
+
+
+def _slices(payload: bytes, first: int, last: int) -> Iterator[bytes]:
+    for at in range(first, last + 1, 64 * 1024):
+        yield payload[at : min(at + 64 * 1024, last + 1)]
+
+
+def _redirect(state: EmulatorState, request: web.Request) -> web.StreamResponse | None:
+    """A 307 to the same object (with a hop counter) while ``redirect_hops`` asks for one."""
+    knobs = state.faults.obs
+    hop = request.query.get(HOP_PARAM, "0")
+    hops = int(hop) if hop.isdigit() else 0
+    if hops >= knobs.redirect_hops:
+        return None
+    path, _, query = request.raw_path.partition("?")
+    kept = [p for p in query.split("&") if p and not p.startswith(f"{HOP_PARAM}=")]
+    kept.append(f"{HOP_PARAM}={hops + 1}")
+    parts = urlsplit(state.obs_base)
+    base = knobs.redirect_base.rstrip("/") or f"{parts.scheme}://{parts.netloc}"
+    state.counters.faults["redirect"] += 1
+    return web.Response(status=307, headers={"Location": f"{base}{path}?{'&'.join(kept)}"})
+
+
 async def get_object(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    redirect = _redirect(state, request)
+    if redirect is not None:
+        return redirect
     bucket = request.match_info["bucket"]
     raw_path = request.raw_path.split("?", 1)[0]
     key = raw_path[len(f"{OBS_PREFIX}/{bucket}/") :]
@@ -96,29 +142,40 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     item = state.runlogs.get(parts[2]) if bucket == state.config.bucket and len(parts) == 4 else None
     if item is None or item.object_key != key:
         return xml_error(404, "NoSuchKey", "The specified key does not exist.")
+    knobs = state.faults.obs
     spec = item.spec
-    wanted = parse_range(request.headers.get("Range"), spec.size)
+    payload = encode_body(spec.read_all(), knobs.content_encoding) if knobs.content_encoding else None
+    size, etag = spec.size, spec.etag()
+    if payload is not None:
+        size, etag = len(payload), '"' + hashlib.md5(payload, usedforsecurity=False).hexdigest() + '"'
+    wanted = parse_range(request.headers.get("Range"), size)
     if wanted is False:
         return xml_error(
             416,
             "InvalidRange",
             "The requested range is not satisfiable",
-            {"Content-Range": f"bytes */{spec.size}"},
+            {"Content-Range": f"bytes */{size}"},
         )
-    first, last = wanted if isinstance(wanted, tuple) else (0, spec.size - 1)
+    first, last = wanted if isinstance(wanted, tuple) else (0, size - 1)
     response = web.StreamResponse(status=206 if isinstance(wanted, tuple) else 200)
     response.content_type = "text/plain"
-    response.content_length = last - first + 1
-    response.headers["ETag"] = spec.etag()
+    if knobs.content_encoding:
+        response.headers["Content-Encoding"] = knobs.content_encoding.removesuffix("-raw")
+    if knobs.omit_content_length:
+        response.enable_chunked_encoding()
+    else:
+        response.content_length = last - first + 1
+    response.headers["ETag"] = etag
     response.headers["Accept-Ranges"] = "bytes"
     response.headers["Last-Modified"] = formatdate(item.ready_at, usegmt=True)
     if isinstance(wanted, tuple):
-        response.headers["Content-Range"] = f"bytes {first}-{last}/{spec.size}"
+        response.headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     await response.prepare(request)
     if request.method == "HEAD":
         return response
     state.counters.downloads += 1
-    await _stream(state, request, response, item, first=first, last=last)
+    body = spec.iter_range(first, last) if payload is None else _slices(payload, first, last)
+    await _stream(state, request, response, body, total=last - first + 1)
     return response
 
 
@@ -126,14 +183,12 @@ async def _stream(
     state: EmulatorState,
     request: web.Request,
     response: web.StreamResponse,
-    item: RunlogItem,
+    blocks: Iterator[bytes],
     *,
-    first: int,
-    last: int,
+    total: int,
 ) -> None:
-    """Write ``[first, last]`` block by block, applying the truncate and stall faults."""
+    """Write ``total`` bytes from ``blocks``, applying the truncate and stall faults."""
     knobs = state.faults.obs
-    total = last - first + 1
     injector = state.injector
     cut = total // 2 if injector.chance(knobs.truncate_rate) else None
     stall_at = total // 2 if injector.chance(knobs.stall_rate) else None
@@ -142,7 +197,7 @@ async def _stream(
     if stall_at is not None:
         state.counters.faults["stall"] += 1
     sent = 0
-    for block in item.spec.iter_range(first, last):
+    for block in blocks:
         chunk = block
         if cut is not None and sent + len(chunk) >= cut:
             chunk = chunk[: cut - sent]

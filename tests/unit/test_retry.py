@@ -7,7 +7,7 @@ import time
 import pytest
 
 from harvester.errors import ApiError, TransportError
-from harvester.retry import RateLimiter, RetryEvent, RetryPolicy, call_with_retry
+from harvester.retry import RateLimiter, RetryEvent, RetryPolicy, backoff, call_with_retry
 
 FAST = RetryPolicy(
     attempts=3, throttle_attempts=3, timeout=30.0, wait_initial=0.01, wait_max=0.02, wait_jitter=0.0
@@ -82,3 +82,12 @@ async def test_rate_limiter_paces_requests() -> None:
     for _ in range(11):
         await limiter.acquire()
     assert time.monotonic() - start >= 0.45
+
+
+def test_backoff_doubles_from_wait_initial_with_jitter_and_a_cap() -> None:
+    """The wait the retry log reports: 0.5, 1, 2, 4 ... s plus up to wait_jitter, never above wait_max."""
+    policy = RetryPolicy(wait_initial=0.5, wait_max=30.0, wait_jitter=1.0)
+    assert [backoff(n, policy, 0.0) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 8.0]
+    assert backoff(1, policy, 0.5) == 1.0
+    assert backoff(7, policy, 0.99) == 30.0
+    assert backoff(10_000, policy, 0.0) == 30.0  # no overflow for absurd attempt counts

@@ -12,6 +12,7 @@ from harvester.errors import (
     Action,
     ApiError,
     DownloadError,
+    EndpointUnavailableError,
     LinkExpiredError,
     TransportError,
     classify,
@@ -21,6 +22,7 @@ from harvester.transport import (
     _map_errors,
     _parse_json,
     _raise_download_error,
+    connection_failure,
     encode_query,
     parse_error_body,
     parse_obs_error,
@@ -201,3 +203,38 @@ def test_obs_5xx_is_retryable_and_404_is_not() -> None:
         _raise_download_error(404, b"<Error><Code>NoSuchKey</Code></Error>", {}, "https://obs.example/k")
     assert not isinstance(gone.value, LinkExpiredError)
     assert classify(gone.value).action is Action.SKIP
+
+
+@pytest.mark.parametrize(
+    ("exc", "cause"),
+    [
+        (
+            aiohttp.ClientConnectorError(_FakeConnKey(), ConnectionRefusedError(111, "refused")),  # type: ignore[arg-type]
+            "connection refused",
+        ),
+        (
+            aiohttp.ClientConnectorDNSError(_FakeConnKey(), OSError(-2, "Name or service not known")),  # type: ignore[arg-type]
+            "cannot resolve the host name",
+        ),
+        (
+            aiohttp.ClientConnectorSSLError(_FakeConnKey(), OSError(1, "wrong version number")),
+            "TLS handshake failed",
+        ),
+        (aiohttp.ConnectionTimeoutError(f"Connection timeout to host {SIGNED}"), "connect timed out"),
+        (aiohttp.SocketTimeoutError(f"Timeout on reading data from socket {SIGNED}"), None),
+        (aiohttp.ServerDisconnectedError(), None),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), None),
+        (aiohttp.ClientPayloadError("incomplete"), None),
+    ],
+)
+def test_only_failures_to_connect_count_against_an_endpoint(exc: BaseException, cause: str | None) -> None:
+    """Refused, DNS, TLS and connect timeouts mean unreachable; a stall or a reset after connecting do not."""
+    assert connection_failure(exc) == cause
+
+
+def test_an_open_breaker_fails_dependent_work_instead_of_retrying() -> None:
+    """A call refused by the circuit breaker is not retried: the outage was already waited out."""
+    exc = EndpointUnavailableError("x", endpoint="https://dcs.example:443", cause="connection refused")
+    assert isinstance(exc, TransportError)
+    assert classify(exc).action is Action.SKIP
+    assert classify(TransportError("reset")).action is Action.RETRY
