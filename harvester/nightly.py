@@ -3,7 +3,12 @@
 Per instance: list what DCS already has, collect only the days still missing (one POST per
 replica with the smallest covering ``query_time``), wait for those files, then download every
 ``succeed`` file whose archive key is not yet in a manifest. A second run the same night finds
-everything archived and requests nothing.
+everything archived and requests nothing but the days still pending.
+
+A needed day without a file is never given up on one night's timing: it is reported as
+pending and collected again until the rules in :mod:`harvester.plan` call it "no log produced"
+(evidence on two nights) or it leaves DCS's window (a failure, reported once). Every needed
+replica-day ends in exactly one outcome record.
 """
 
 from __future__ import annotations
