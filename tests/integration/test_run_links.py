@@ -27,7 +27,7 @@ async def test_five_minute_links_are_used_even_when_the_queue_outlasts_them(
     emu = await emulator_factory(
         instances=2, seed=4, healthy=True, link_ttl=60, clock_start=NOON.timestamp(), clock_speed=100
     )
-    emu.faults.obs.latency_ms = 100  # each download takes ~10 s on the emulator's clock
+    emu.faults.obs.latency_ms = 150  # each download takes ~15 s on the emulator's clock
     one_at_a_time = {"limits": {"download_concurrency": 1, "per_instance_concurrency": 1}}
     settings = settings_for(emu, tmp_path, auth="password", extra=one_at_a_time)
     started = emu.clock.now()

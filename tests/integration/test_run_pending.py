@@ -64,12 +64,12 @@ async def test_files_that_appear_late_stay_pending_and_are_archived_when_they_ap
     """Staggered files: the night ends with days pending (exit 0, listed), the next night archives them."""
     emu = await _cloud(emulator_factory, start_days_ago=3)
     assert {len(i.replicas) for i in emu.fleet.instances} == {1, 2}
-    settings = settings_for(emu, tmp_path, auth="password", extra={"collect": {"wait_timeout": 2}})
+    settings = settings_for(emu, tmp_path, auth="password", extra={"collect": {"wait_timeout": 3}})
     root = settings.archive.root
     assert code_of(await night(settings, emu)) == 0  # three nights ago: days -10..-4
 
     emu.clock.advance(3 * DAY)
-    emu.config.collect_stagger = 5.0  # each day further back appears 5 s later than the one after it
+    emu.config.collect_stagger = 10.0  # each day further back appears 10 s later than the one after it
     second = await night(settings, emu)
 
     assert code_of(second) == 0, [f.reason for f in _by(second, Outcome.FAILED)]
