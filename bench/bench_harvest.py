@@ -281,11 +281,11 @@ def instrument(engine: Engine, trace: Trace) -> None:
 
     fetch_all = engine.fetch_all
 
-    async def timed_fetch_all(work: Any) -> None:
+    async def timed_fetch_all(work: Any) -> Any:
         items = list(work)
         start = trace.now()
         try:
-            await fetch_all(items)
+            return await fetch_all(items)
         finally:
             trace.fetches.append((start, trace.now(), len(items)))
 

@@ -177,7 +177,7 @@ class CollectSettings:
 class DownloadSettings:
     allowed_hosts: tuple[str, ...] = ()  # see host_allowed() for the matching rule
     chunk_size: int = 1048576
-    expiry_margin: float = 600.0
+    expiry_margin: float = 30.0  # clock skew allowance; see plan.link_still_usable
     stall_timeout: float = 60.0
     connect_timeout: float = 30.0
 

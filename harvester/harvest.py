@@ -8,10 +8,12 @@ here is the orchestration and the accounting: every file ends in exactly one Fil
 
 from __future__ import annotations
 
+import errno
+import os
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
@@ -29,6 +31,7 @@ from harvester.errors import (
     AuthError,
     HarvesterError,
     LinkRefusedError,
+    StorageError,
     TransportError,
     UsageError,
     classify,
@@ -36,6 +39,7 @@ from harvester.errors import (
 )
 from harvester.manifest import ManifestEntry, ManifestWriter
 from harvester.models import (
+    ArchivedFile,
     FileResult,
     InstanceFailure,
     LogFile,
@@ -68,11 +72,30 @@ class Destination:
 
 @dataclass(frozen=True, slots=True)
 class Collected:
-    """What waiting for a collection saw: the last listing and the replicas it gave up on."""
+    """What waiting for a collection saw: the last listing, and why each replica's wait ended.
+
+    A wait that ended before every asked-for day had a final file gives up on nothing: the
+    days still missing are the caller's to report as pending.
+    """
 
     items: list[RunlogItem]
-    timed_out: frozenset[Replica]  # no file within collect.wait_timeout
-    no_files: frozenset[Replica]  # no file while the run's other collections had long finished
+    ended: Mapping[Replica, plan.WaitEnd]
+    waited: float = 0.0  # seconds
+
+    @property
+    def timed_out(self) -> frozenset[Replica]:
+        return frozenset(r for r, why in self.ended.items() if why is plan.WaitEnd.TIMED_OUT)
+
+    @property
+    def incomplete(self) -> frozenset[Replica]:
+        """Replicas whose wait ended without a final file for every day asked for."""
+        return frozenset(r for r, why in self.ended.items() if why is not plan.WaitEnd.COMPLETE)
+
+    def why(self, replica: Replica, wait_timeout: float) -> str:
+        """Why a replica's wait ended without all its files, in words for the summary."""
+        if self.ended.get(replica) is plan.WaitEnd.TIMED_OUT:
+            return f"no file within collect.wait_timeout ({wait_timeout:g}s)"
+        return f"no file listed when the listing stopped changing (waited {self.waited:.0f}s)"
 
 
 @dataclass(slots=True)
@@ -148,7 +171,11 @@ class Engine:
         self.retry_policy = RetryPolicy(
             attempts=lim.retry_attempts, throttle_attempts=lim.throttle_attempts, timeout=lim.retry_timeout
         )
-        self.slowest_collection: float | None = None  # seconds; the yardstick for quiet replicas
+        # Seconds from a collection request to its replica's last new file, the longest this run
+        # saw finish: it tells how long a replica with no file yet is waited for tonight.
+        self.slowest_collection: float | None = None
+        self.largest_file = 0  # bytes: what a download is expected to need when judging a link
+        self.disk_full: str | None = None  # set once the archive ran out of space: no more writes
         self.summary = RunSummary(run_id=run_id, started_at=now(), config_path=str(settings.config_path))
         self.projects: list[Project] = []
         for ps in settings.projects:
@@ -382,27 +409,23 @@ class Engine:
         return await self.project_of(target).client.list_runlogs(target.instance_id)
 
     async def wait_for_collection(
-        self, target: Target, pending: Iterable[Replica], before: set[str]
+        self, target: Target, requested: Mapping[Replica, Set[date]], before: set[str]
     ) -> Collected:
-        """Poll the listing until every replica's new files are final, or ``wait_timeout``.
+        """Poll the listing until each replica's wait ends (see :func:`plan.wait_end`).
 
-        DCS returns no job id, so "finished" is inferred. A replica is done when files of this
-        collection appeared for it, all are final, and the listing has not changed for as long
-        as the first file took to appear (at least one poll): files that trickle in are waited
-        for. A replica with no new file at all after twice the time the slowest collection of
-        this run took (at least two polls) is reported in ``no_files``: probably a quiet Redis,
-        but only a guess, so callers must not remember it as a quiet day. With nothing to
-        compare against, ``wait_timeout`` decides and the replica is in ``timed_out``.
+        DCS returns no job id and promises nothing about when, or whether, a collection's
+        files appear, so a replica's wait ends when a final file of this run's collections is
+        listed for every day in ``requested``, when its part of the listing has stopped
+        changing for the settle period, or at ``collect.wait_timeout``. Timing decides only how
+        long tonight's wait is: whatever is still missing is the caller's to keep as pending.
         """
-        waiting = set(pending)
+        waiting = dict(requested)
         self.progress.waiting(len(waiting))
         started = time.monotonic()
-        deadline = started + self.settings.collect.wait_timeout
         poll = self.settings.collect.poll_interval
-        counts: dict[Replica, int] = {}
-        first_seen: dict[Replica, float] = {}
-        changed: dict[Replica, float] = {}
-        no_files: set[Replica] = set()
+        seen: dict[Replica, frozenset[tuple[str, str]]] = {}
+        changes: dict[Replica, list[float]] = {r: [] for r in waiting}
+        ended: dict[Replica, plan.WaitEnd] = {}
         items: list[RunlogItem] = []
         try:
             while waiting:
@@ -410,65 +433,91 @@ class Engine:
                 items = await self.list_logs(target)
                 fresh = [i for i in items if i.id not in before]
                 now = time.monotonic()
-                for replica in list(waiting):
+                for replica, wanted in list(waiting.items()):
                     mine = [i for i in fresh if _belongs(i, replica)]
-                    if len(mine) != counts.get(replica, 0):
-                        counts[replica] = len(mine)
-                        changed[replica] = now
-                        first_seen.setdefault(replica, now)
-                    final = all(plan.classify_status(i.status) != "pending" for i in mine)
-                    settle_for = max(poll, first_seen.get(replica, now) - started)
-                    settled = bool(mine) and final and now - changed[replica] >= settle_for
-                    slowest = self.slowest_collection
-                    quiet = not mine and slowest is not None and now - started >= max(2 * poll, 2 * slowest)
-                    if settled:
-                        self.slowest_collection = max(slowest or 0.0, now - started)
-                    if settled or quiet:
-                        waiting.discard(replica)
-                        self.progress.waiting(-1)
-                    if quiet:
-                        no_files.add(replica)
-                        log.info("harvest.replica_no_files", replica=replica.replication_ip or "-")
-                if waiting and now >= deadline:
-                    break
+                    signature = frozenset((i.id, plan.classify_status(i.status)) for i in mine)
+                    if signature != seen.get(replica, frozenset()):
+                        seen[replica] = signature
+                        changes[replica].append(now)
+                    why = plan.wait_end(
+                        wanted=wanted,
+                        final_days={i.day for i in mine if plan.classify_status(i.status) != "pending"},
+                        started=started,
+                        now=now,
+                        changes=changes[replica],
+                        slowest=self.slowest_collection,
+                        poll=poll,
+                        wait_timeout=self.settings.collect.wait_timeout,
+                    )
+                    if why is None:
+                        continue
+                    ended[replica] = why
+                    del waiting[replica]
+                    self.progress.waiting(-1)
+                    if why is not plan.WaitEnd.TIMED_OUT and changes[replica]:
+                        took = changes[replica][-1] - started
+                        self.slowest_collection = max(self.slowest_collection or 0.0, took)
+                    if why is not plan.WaitEnd.COMPLETE:
+                        log.info(
+                            "harvest.collection_incomplete",
+                            replica=replica.replication_ip or "-",
+                            why=why.value,
+                            waited=round(now - started, 3),
+                            files=len(mine),
+                            reason="days without a final file stay pending and are collected again",
+                        )
         finally:
             self.progress.waiting(-len(waiting))
-        return Collected(items, frozenset(waiting), frozenset(no_files))
+        return Collected(items, ended, time.monotonic() - started)
 
     # -- fetching -----------------------------------------------------------------------
 
     async def fetch(self, lf: LogFile, dest: Destination) -> FileResult:
-        """Link and download one file, relinking on 403 and retrying broken bodies."""
+        """Link and download one file, relinking on 403 and retrying broken bodies.
+
+        The link is obtained inside the download slot, right before its GET: a fresh link is
+        used at once whatever its lifetime, and a link held from an earlier attempt is renewed
+        first when it may not outlive the download (:func:`plan.link_still_usable`). A storage
+        failure fails this file with its reason; a full disk fails it and every file after it.
+        """
         target = lf.replica.target
-        client = self.project_of(target).client
         dl = self.settings.download
         lim = self.settings.limits
         attempts = 0
         relinks = 0
         link: SignedLink | None = None
         last_error = ""
+        last_bytes = 0
         while attempts < lim.download_attempts + lim.relink_attempts:
-            if link is None or not plan.link_usable(link.expires_at, self.now(), dl.expiry_margin):
-                if link is not None:
-                    log.info("harvest.link_near_expiry", expires_at=link.expires_at.isoformat())
-                    relinks += 1
-                    if relinks > lim.relink_attempts:
-                        return self._failed(lf, attempts, f"links kept expiring: {last_error}")
-                try:
-                    async with self.instance_slots(target.instance_id):
-                        link = await client.create_link(target.instance_id, lf.log_id)
-                except HarvesterError as exc:
-                    if is_fatal(exc):
-                        raise
-                    return self._failed(lf, attempts, f"no download link: {exc}")
-                log.debug("harvest.link_requested", url=link.url.redacted)
-                if not plan.link_usable(link.expires_at, self.now(), dl.expiry_margin):
-                    return self._failed(
-                        lf, attempts, "a fresh link already expires within download.expiry_margin"
+            if self.disk_full is not None:
+                return self._failed(lf, attempts, self.disk_full)
+            received = [0]
+
+            def count(n: int, received: list[int] = received) -> None:
+                received[0] += n
+                self.progress.bytes(n)
+
+            error: HarvesterError | None = None
+            async with self.download_slots:
+                if self.disk_full is not None:
+                    return self._failed(lf, attempts, self.disk_full)
+                expected = max(self.largest_file, last_bytes)
+                if link is not None and not plan.link_still_usable(
+                    link.expires_at, self.now(), expected_bytes=expected, margin=dl.expiry_margin
+                ):
+                    log.info(
+                        "harvest.link_renewed", expires_at=link.expires_at.isoformat(), expected=expected
                     )
-            attempts += 1
-            try:
-                async with self.download_slots:
+                    link = None
+                if link is None:
+                    try:
+                        link = await self._link(lf)
+                    except HarvesterError as exc:
+                        if is_fatal(exc):
+                            raise
+                        return self._failed(lf, attempts, f"no download link: {exc}")
+                attempts += 1
+                try:
                     archived = await fetch_to_archive(
                         self.transport,
                         link,
@@ -477,46 +526,78 @@ class Engine:
                         dest.relpath,
                         allowed_hosts=dl.allowed_hosts,
                         chunk_size=dl.chunk_size,
-                        on_bytes=self.progress.bytes,
+                        on_bytes=count,
                     )
-            except LinkRefusedError as exc:
-                return self._failed(lf, attempts, str(exc))
-            except HarvesterError as exc:
-                last_error = str(exc)
-                action = classify(exc).action
-                if action is Action.FATAL:
-                    raise
-                if action is Action.RELINK:
-                    relinks += 1
-                    if relinks > lim.relink_attempts:
-                        return self._failed(lf, attempts, f"links kept being refused: {exc}")
-                    link = None
-                    log.info("harvest.link_refused", reason=str(exc))
-                    continue
-                if action is not Action.RETRY or attempts >= lim.download_attempts:
-                    if isinstance(exc, TransportError):
-                        self.note_unreachable(target.project, exc)
-                    return self._failed(lf, attempts, str(exc))
-                self.count_retry(target.project)
-                log.info("harvest.download_retried", attempt=attempts, reason=str(exc))
-                await anyio.sleep(download_backoff(exc, attempts))
+                except HarvesterError as exc:
+                    error = exc
+            if error is None:
+                return await self._archived(lf, dest, archived, link, attempts)
+            last_error = str(error)
+            last_bytes = max(last_bytes, received[0])
+            if isinstance(error, LinkRefusedError):
+                return self._failed(lf, attempts, last_error)
+            if isinstance(error, StorageError):
+                return self._storage_failed(lf, attempts, error)
+            action = classify(error).action
+            if action is Action.FATAL:
+                raise error
+            if action is Action.RELINK:
+                relinks += 1
+                if relinks > lim.relink_attempts:
+                    return self._failed(lf, attempts, f"links kept being refused: {error}")
+                link = None
+                log.info("harvest.link_refused", reason=last_error)
                 continue
-            entry = ManifestEntry.for_file(
-                lf, archived, link, attempts=attempts, run_id=self.summary.run_id, downloaded_at=self.now()
-            )
-            # The file is renamed into place: record it even if a signal lands right now, so the
-            # manifest and the summary both say "archived".
+            if action is not Action.RETRY or attempts >= lim.download_attempts:
+                if isinstance(error, TransportError):
+                    self.note_unreachable(target.project, error)
+                return self._failed(lf, attempts, last_error)
+            self.count_retry(target.project)
+            log.info("harvest.download_retried", attempt=attempts, reason=last_error)
+            await anyio.sleep(download_backoff(error, attempts))
+        return self._failed(lf, attempts, f"gave up after {attempts} attempts: {last_error}")
+
+    async def _link(self, lf: LogFile) -> SignedLink:
+        target = lf.replica.target
+        async with self.instance_slots(target.instance_id):
+            link = await self.project_of(target).client.create_link(target.instance_id, lf.log_id)
+        log.debug("harvest.link_requested", url=link.url.redacted, expires_at=link.expires_at.isoformat())
+        return link
+
+    async def _archived(
+        self, lf: LogFile, dest: Destination, archived: ArchivedFile, link: SignedLink, attempts: int
+    ) -> FileResult:
+        """Record a file that is renamed into place: manifest line, then its outcome."""
+        self.largest_file = max(self.largest_file, archived.size)
+        entry = ManifestEntry.for_file(
+            lf, archived, link, attempts=attempts, run_id=self.summary.run_id, downloaded_at=self.now()
+        )
+        # The file is renamed into place: record it even if a signal lands right now, so the
+        # manifest and the summary both say "archived".
+        try:
             with anyio.CancelScope(shield=True):
                 await self.manifest.record(dest.folder, entry)
-            log.info("harvest.file_archived", path=f"{dest.folder}/{archived.relpath}", size=archived.size)
-            return self.record(file_result(lf, Outcome.ARCHIVED, attempts=attempts, size=archived.size))
-        return self._failed(lf, attempts, f"gave up after {attempts} attempts: {last_error}")
+        except StorageError as exc:
+            # On disk but not listed: verify calls it extra and the next run fetches it again.
+            return self._storage_failed(lf, attempts, exc, what="archived but not recorded in the manifest")
+        log.info("harvest.file_archived", path=f"{dest.folder}/{archived.relpath}", size=archived.size)
+        return self.record(file_result(lf, Outcome.ARCHIVED, attempts=attempts, size=archived.size))
+
+    def _storage_failed(self, lf: LogFile, attempts: int, exc: StorageError, *, what: str = "") -> FileResult:
+        """One file the archive could not take; a full disk stops every later write too."""
+        reason = f"{what}: {exc}" if what else str(exc)
+        if is_disk_full(exc):
+            if self.disk_full is None:
+                self.disk_full = f"disk full: not attempted after the archive ran out of space ({exc})"
+                log.error("harvest.disk_full", reason=str(exc))
+            reason = f"disk full: {reason}"
+        return self._failed(lf, attempts, reason)
 
     def _failed(self, lf: LogFile, attempts: int, reason: str) -> FileResult:
         log.warning("harvest.file_failed", file=lf.file_name, reason=reason)
         return self.record(file_result(lf, Outcome.FAILED, attempts=attempts, reason=reason))
 
-    async def fetch_all(self, work: Iterable[tuple[LogFile, Destination]]) -> None:
+    async def fetch_all(self, work: Iterable[tuple[LogFile, Destination]]) -> list[FileResult]:
         """Download an instance's files with a few workers; one file's failure never stops another.
 
         Workers, not a task per file: a cluster has dozens of files and a fleet thousands, and
@@ -528,10 +609,11 @@ class Engine:
         queue = iter(items)
         lim = self.settings.limits
         workers = min(len(items), max(2 * lim.per_instance_concurrency, lim.download_concurrency))
+        results: list[FileResult] = []
 
         async def worker() -> None:
             for lf, dest in queue:
-                await self._fetch_bound(lf, dest)
+                results.append(await self._fetch_bound(lf, dest))
 
         try:
             async with anyio.create_task_group() as tg:
@@ -546,8 +628,9 @@ class Engine:
             if failure is not None:
                 raise failure from exc
             raise
+        return results
 
-    async def _fetch_bound(self, lf: LogFile, dest: Destination) -> None:
+    async def _fetch_bound(self, lf: LogFile, dest: Destination) -> FileResult:
         with structlog.contextvars.bound_contextvars(
             project=lf.replica.target.project,
             instance=lf.replica.target.instance_name,
@@ -555,7 +638,7 @@ class Engine:
             day=lf.day.isoformat(),
         ):
             try:
-                await self.fetch(lf, dest)
+                return await self.fetch(lf, dest)
             except anyio.get_cancelled_exc_class():
                 # Stopped by a signal (or a fatal error elsewhere): the .part is gone, say so.
                 self.record(file_result(lf, Outcome.CANCELLED, reason="run interrupted before it finished"))
@@ -600,6 +683,22 @@ def download_backoff(exc: BaseException, attempts: int) -> float:
     if retry_after is not None and retry_after > 0:
         return min(retry_after, MAX_RETRY_AFTER)
     return min(0.5 * 2.0 ** (attempts - 1), 10.0)
+
+
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a storage failure is the disk (or quota) being full: no later write can work."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _DISK_FULL:
+            return True
+        current = current.__cause__ or current.__context__
+    text = str(exc)
+    return any(os.strerror(code) in text for code in _DISK_FULL)
 
 
 def is_fatal(exc: BaseException) -> bool:

@@ -130,8 +130,10 @@ class Incident:
             await engine.collect(*request)
 
         await engine.for_each(posts, post)
-        collected = await engine.wait_for_collection(target, chosen, before)
-        items, timed_out = collected.items, collected.timed_out
+        today = plan.today_utc(engine.now())
+        days = frozenset({today} | plan.requested_days(today, (self.options.days,)))
+        collected = await engine.wait_for_collection(target, dict.fromkeys(chosen, days), before)
+        items = collected.items
         fresh = [to_logfile(i, replicas, target) for i in items if i.id not in before]
         mine = [lf for lf in fresh if any(_owned(lf, r) for r in chosen)]
         work: list[tuple[LogFile, Destination]] = []
@@ -150,10 +152,10 @@ class Incident:
                     "DCS reported the log collection as failed" if status == "failed" else "not ready in time"
                 )
                 engine.record(file_result(lf, Outcome.FAILED, reason=reason))
-        for replica in timed_out:
+        for replica in collected.timed_out:
             if not any(_owned(lf, replica) for lf in mine):
                 lf = LogFile(replica, "", "", engine.now().date(), "")
-                reason = f"no file within collect.wait_timeout ({engine.settings.collect.wait_timeout:g}s)"
+                reason = collected.why(replica, engine.settings.collect.wait_timeout)
                 engine.record(file_result(lf, Outcome.FAILED, reason=reason))
         await engine.fetch_all(work)
         if self.options.slowlog:  # after the logs: a slow-log failure must not cost them

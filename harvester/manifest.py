@@ -678,7 +678,11 @@ def _check_sha_list(name: str, base: Path, manifest: Path, parsed: _Parsed, repo
 
 
 class EmptyDays:
-    """Replica-days that were collected and had no log file, so nightly runs skip them."""
+    """The quiet-day file of earlier versions (one night's guess each, never collected again).
+
+    Only read now, by :mod:`harvester.daystate`, which counts each entry as one night of
+    evidence in the pending-day state.
+    """
 
     def __init__(self, root: Path) -> None:
         self._archive = Archive(root)

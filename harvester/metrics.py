@@ -40,6 +40,7 @@ class ProjectCounts:
     files_skipped: int = 0  # already present in the archive
     retries: int = 0
     instances_failed: int = 0
+    days_pending: int = 0  # replica-days without a file yet, collected again next night
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,11 @@ _PROJECT_GAUGES = (
     ("files_skipped", "Files the last run skipped because they were already archived.", "files_skipped"),
     ("retries", "Retries (requests and downloads) in the last run.", "retries"),
     ("instances_failed", "Instances the last run could not work on.", "instances_failed"),
+    (
+        "days_pending",
+        "Replica-days the last run needed but found no file for yet (collected again next night).",
+        "days_pending",
+    ),
 )
 
 

@@ -163,10 +163,14 @@ class ArchivedFile:
 
 
 class Outcome(enum.Enum):
+    """How one needed file (or replica-day) ended this run; exactly one per file and day."""
+
     ARCHIVED = "archived"
     PRESENT = "present"  # already in the archive, nothing fetched
     FAILED = "failed"
     CANCELLED = "cancelled"
+    PENDING = "pending"  # no file yet: kept, reported, collected again next night (not a failure)
+    NO_LOG = "no_log"  # DCS produced no log for the day (evidence on several nights): reported once
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,9 @@ Dates: DCS labels a run log with the UTC day it covers (``time``, ``yyyy-MM-dd``
 from __future__ import annotations
 
 import difflib
+import enum
 import hashlib
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence, Set
@@ -106,6 +108,175 @@ def collection_requests(today: date, days: Iterable[date]) -> tuple[int, ...]:
     if past:
         out.append(past)
     return tuple(out)
+
+
+# --------------------------------------------------------------------------- pending days
+#
+# DCS says when a collection is accepted (204), never when it is done, and a quiet Redis may log
+# nothing on a day; how DCS shows that is undocumented (contract section 8). So a replica-day
+# without a file is *pending*, not empty: it is re-collected every night and reported, until
+# the evidence is overwhelming (``QUIET_NIGHTS`` separate nights on which DCS produced a later
+# day's file of that replica and none for it) or the day leaves DCS's window. Timing decides
+# only how long one night waits (:func:`wait_end`), never whether a day is given up.
+
+#: Separate nights of evidence after which a day without a file is "no log produced".
+QUIET_NIGHTS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDay:
+    """What the archive remembers about a replica-day that has no archived file yet.
+
+    ``evidence`` holds the nights (UTC run dates) on which this day looked quiet; ``final``
+    marks a day already reported as "no log produced": it is never collected again.
+    """
+
+    key: ArchiveKey
+    since: date  # the first night it was found missing
+    collections: int = 0  # collections of ours that covered it and left it without a file
+    evidence: frozenset[date] = frozenset()
+    final: bool = False
+    reason: str = ""  # why it was still missing the last time it was looked at
+
+
+def requested_days(today: date, query_times: Iterable[int]) -> frozenset[date]:
+    """The complete days the collections ``query_times`` asked for: ``N`` is the N days before
+    today (our reading of contract section 2.1). Today's partial log is never a complete day, so
+    ``0`` adds nothing here, and neither does a file DCS lists for any other day."""
+    return frozenset(today - timedelta(days=n) for qt in query_times for n in range(1, qt + 1))
+
+
+def quiet_evidence(requested: Set[date], ready: Set[date], today: date) -> frozenset[date]:
+    """Requested days that look quiet tonight: no ready file for them by the end of the wait,
+    while the same collections produced a ready file for a LATER requested complete day.
+
+    Only requested days count on either side: a file for today (a partial log some clouds list
+    after a ``query_time`` > 0 collection) or for a day outside the windows proves nothing about
+    the days that were asked for, and neither does a replica that produced nothing at all (its
+    collection may simply not have run).
+    """
+    produced = {d for d in ready if d in requested and d < today}
+    if not produced:
+        return frozenset()
+    newest = max(produced)
+    return frozenset(d for d in requested if d < newest and d not in ready)
+
+
+def note_missing(
+    record: PendingDay | None,
+    key: ArchiveKey,
+    night: date,
+    *,
+    covered: bool,
+    evidence: bool,
+    reason: str,
+) -> PendingDay:
+    """The record of a day still without a file after tonight's run.
+
+    ``covered``: one of tonight's collections asked for the day. ``evidence``: tonight is a
+    night of evidence for it (:func:`quiet_evidence`). Nights are run dates, so two runs on one
+    night count once. The day becomes final once :data:`QUIET_NIGHTS` nights agree.
+    """
+    base = record if record is not None else PendingDay(key, since=night)
+    nights = base.evidence | {night} if evidence else base.evidence
+    return PendingDay(
+        key,
+        since=base.since,
+        collections=base.collections + (1 if covered else 0),
+        evidence=frozenset(nights),
+        final=base.final or len(nights) >= QUIET_NIGHTS,
+        reason=reason,
+    )
+
+
+def left_window(day: date, today: date, retention: int = RETENTION_DAYS) -> bool:
+    """Whether DCS no longer keeps the day's file: no collection can bring it back."""
+    return (today - day).days > retention
+
+
+def expired_reason(record: PendingDay, today: date) -> str | None:
+    """The one-line failure for a pending day that left DCS's window unharvested, else None.
+
+    A final day ("no log produced") is not a failure: it was reported when it became final.
+    """
+    if record.final or not left_window(record.key.day, today):
+        return None
+    what = record.reason or "no file listed"
+    return (
+        f"left DCS's {RETENTION_DAYS}-day window unharvested: {what} after "
+        f"{record.collections} collection(s) since {record.since.isoformat()}"
+    )
+
+
+def no_log_reason(record: PendingDay) -> str:
+    """What the summary says once a day is taken as quiet."""
+    nights = ", ".join(d.isoformat() for d in sorted(record.evidence))
+    return (
+        f"no log produced: DCS produced later days' files without one for this day "
+        f"on {len(record.evidence)} nights ({nights})"
+    )
+
+
+class WaitEnd(enum.Enum):
+    """Why one replica's wait for its collection ended tonight."""
+
+    COMPLETE = "complete"  # a final file is listed for every day it was asked for
+    SETTLED = "settled"  # its part of the listing stopped changing for the settle period
+    TIMED_OUT = "timed_out"  # collect.wait_timeout
+
+
+#: Whatever the timings say, a replica's listing must stay unchanged for at least this share of
+#: ``collect.wait_timeout`` before its wait ends with days missing: a first file that comes fast
+#: says little about how long the last one takes.
+SETTLE_SHARE = 0.25
+
+
+def settle_period(
+    changes: Sequence[float], started: float, slowest: float | None, poll: float, wait_timeout: float
+) -> float | None:
+    """How long a replica's listing must stay unchanged before tonight's wait for it ends.
+
+    Twice the longest interval seen so far (from the request to its first file, and between
+    its files: files that trickle in are waited for), and twice the slowest collection this run
+    has seen finish; at least :data:`SETTLE_SHARE` of ``wait_timeout`` and three polls.
+    ``None`` while there is nothing to measure: then only a complete listing or
+    ``wait_timeout`` ends the wait (a cloud whose first file takes long is waited for).
+    """
+    times = [started, *changes]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    if slowest is not None:
+        gaps.append(slowest)
+    if not gaps:
+        return None
+    return max(3 * poll, SETTLE_SHARE * wait_timeout, 2 * max(gaps))
+
+
+def wait_end(
+    *,
+    wanted: Set[date],
+    final_days: Set[date],
+    started: float,
+    now: float,
+    changes: Sequence[float],
+    slowest: float | None,
+    poll: float,
+    wait_timeout: float,
+) -> WaitEnd | None:
+    """Whether tonight's wait for one replica is over, and why; ``None``: keep polling.
+
+    ``final_days``: days with a final (ready or failed) file of this run's collections;
+    ``changes``: the moments the replica's part of the listing changed. Whatever is still
+    missing when the wait ends stays pending: this decides how long to wait, nothing more.
+    """
+    if wanted <= final_days:
+        return WaitEnd.COMPLETE
+    settle = settle_period(changes, started, slowest, poll, wait_timeout)
+    last = changes[-1] if changes else started
+    if settle is not None and now - last >= settle:
+        return WaitEnd.SETTLED
+    if now - started >= wait_timeout:
+        return WaitEnd.TIMED_OUT
+    return None
 
 
 # --------------------------------------------------------------------------- files
@@ -290,9 +461,23 @@ def link_expires_at(url: str, obtained_at: datetime) -> datetime:
     return obtained + LINK_LIFETIME
 
 
-def link_usable(expires_at: datetime, now: datetime, margin: float) -> bool:
-    """Whether a link has more than ``margin`` seconds left: a download must finish before expiry."""
-    return (expires_at - now).total_seconds() > margin
+#: The transfer rate assumed when judging whether a held link still has time for its download:
+#: conservative on purpose (OBS usually serves far faster), so a big file relinks early.
+ASSUMED_RATE = float(1 << 20)  # bytes per second
+
+
+def link_still_usable(
+    expires_at: datetime, now: datetime, *, expected_bytes: int, margin: float, rate: float = ASSUMED_RATE
+) -> bool:
+    """Whether a link obtained EARLIER may start its download now, or must be renewed first.
+
+    It may when it has more left than the download needs: ``margin`` (clock skew between us
+    and OBS) plus the expected transfer time at ``rate``. A FRESH link is never judged by this:
+    it is used at once whatever its lifetime (OBS checks expiry when the GET starts), so a cloud
+    that signs short links still works; a link that dies anyway gets a 403 and is renewed.
+    """
+    needed = margin + max(0, expected_bytes) / rate
+    return (expires_at - now).total_seconds() > needed
 
 
 # --------------------------------------------------------------------------- instances

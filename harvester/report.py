@@ -23,6 +23,17 @@ def _count(files: list[FileResult], outcome: Outcome) -> int:
     return sum(1 for f in files if f.outcome is outcome)
 
 
+def _day(f: FileResult) -> dict[str, Any]:
+    return {
+        "group_name": f.group_name,
+        "replication_ip": f.replication_ip,
+        "day": f.day.isoformat(),
+        "file_name": f.file_name,
+        "outcome": f.outcome.value,
+        "reason": f.reason,
+    }
+
+
 def summary_dict(summary: RunSummary) -> dict[str, Any]:
     """The JSON summary: stable keys, documented in the README."""
     instances = []
@@ -36,19 +47,12 @@ def summary_dict(summary: RunSummary) -> dict[str, Any]:
                 "downloaded": _count(files, Outcome.ARCHIVED),
                 "skipped": _count(files, Outcome.PRESENT),
                 "failed": _count(files, Outcome.FAILED) + _count(files, Outcome.CANCELLED),
+                "pending": _count(files, Outcome.PENDING),
+                "no_log": _count(files, Outcome.NO_LOG),
                 "bytes": sum(f.size for f in files if f.outcome is Outcome.ARCHIVED),
-                "failures": [
-                    {
-                        "group_name": f.group_name,
-                        "replication_ip": f.replication_ip,
-                        "day": f.day.isoformat(),
-                        "file_name": f.file_name,
-                        "outcome": f.outcome.value,
-                        "reason": f.reason,
-                    }
-                    for f in files
-                    if f.outcome in (Outcome.FAILED, Outcome.CANCELLED)
-                ],
+                "failures": [_day(f) for f in files if f.outcome in (Outcome.FAILED, Outcome.CANCELLED)],
+                "pending_days": [_day(f) for f in files if f.outcome is Outcome.PENDING],
+                "no_log_days": [_day(f) for f in files if f.outcome is Outcome.NO_LOG],
             }
         )
     files = summary.files
@@ -65,6 +69,8 @@ def summary_dict(summary: RunSummary) -> dict[str, Any]:
             "skipped": _count(files, Outcome.PRESENT),
             "failed": _count(files, Outcome.FAILED),
             "cancelled": _count(files, Outcome.CANCELLED),
+            "pending": _count(files, Outcome.PENDING),
+            "no_log": _count(files, Outcome.NO_LOG),
             "bytes": sum(f.size for f in files if f.outcome is Outcome.ARCHIVED),
             "collections": summary.collections,
             "retries": summary.retries,
@@ -96,22 +102,27 @@ def render_text(summary: RunSummary) -> str:
     if summary.fatal:
         lines.append(f"  stopped: {summary.fatal}")
     for inst in data["instances"]:
+        extra = f", {inst['pending']} pending" if inst["pending"] else ""
+        extra += f", {inst['no_log']} without a log" if inst["no_log"] else ""
         lines.append(
             f"  {inst['project']}/{inst['instance_name']}: {inst['downloaded']} downloaded "
             f"({_human_bytes(inst['bytes'])}), {inst['skipped']} already archived, {inst['failed']} failed"
+            f"{extra}"
         )
-        lines.extend(
-            f"    FAILED {f['day']} {f['group_name'] or '-'} {f['replication_ip'] or '-'}: {f['reason']}"
-            for f in inst["failures"]
-        )
+        for tag, key in (("FAILED", "failures"), ("PENDING", "pending_days"), ("NO LOG", "no_log_days")):
+            lines.extend(
+                f"    {tag} {f['day']} {f['group_name'] or '-'} {f['replication_ip'] or '-'}: {f['reason']}"
+                for f in inst[key]
+            )
     for problem in data["instance_problems"]:
         tag = "skipped" if problem["skipped"] else "FAILED"
         lines.append(f"  {tag} {problem['project']}/{problem['instance']}: {problem['reason']}")
     t = data["totals"]
     lines.append(
         f"total: {t['downloaded']} downloaded ({_human_bytes(t['bytes'])}), {t['skipped']} already archived, "
-        f"{t['failed'] + t['cancelled']} failed, {t['instances_failed']} instances failed, "
-        f"{t['retries']} retries"
+        f"{t['failed'] + t['cancelled']} failed, {t['pending']} days pending, "
+        f"{t['instances_failed']} instances failed, {t['retries']} retries"
+        + (f", {t['no_log']} days without a log" if t["no_log"] else "")
     )
     return "\n".join(lines)
 

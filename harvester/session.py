@@ -377,6 +377,7 @@ def metrics_snapshot(summary: RunSummary, code: int, shard: str | None) -> Metri
             files_skipped=sum(1 for f in files if f.outcome is Outcome.PRESENT),
             retries=summary.retries_by_project.get(project, 0),
             instances_failed=sum(1 for i in summary.instances if i.project == project and not i.skipped),
+            days_pending=sum(1 for f in files if f.outcome is Outcome.PENDING),
         )
     return MetricsSnapshot(
         started_at=summary.started_at,

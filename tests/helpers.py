@@ -187,6 +187,22 @@ async def harvest(
     return summary
 
 
+async def night(settings: Settings, emu: Emulator, **options: Any) -> RunSummary:
+    """One nightly run whose clock is the emulator's: move ``emu.clock`` to move both.
+
+    Pair it with ``clock_start`` (a fixed emulator time) and password auth (AK/SK signatures
+    carry real time, which a moved emulator clock would refuse).
+    """
+    async with open_engine(
+        settings, new_run_id(emu.clock.now_dt()), progress=False, lock_name="run", lock_timeout=5.0
+    ) as engine:
+        engine.now = emu.clock.now_dt
+        await Nightly(engine, NightlyOptions(**options)).run()
+        summary = engine.summary
+    summary.finished_at = emu.clock.now_dt()
+    return summary
+
+
 def code_of(summary: RunSummary) -> int:
     return exit_code(summary)
 

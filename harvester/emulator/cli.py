@@ -32,6 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every request")
     p.add_argument("--link-ttl", type=float, default=86400.0, help="download link lifetime in seconds")
     p.add_argument("--collect-delay", type=float, default=1.0, help="seconds until collected logs appear")
+    p.add_argument(
+        "--collect-stagger", type=float, default=0.0, help="extra seconds per day back before a file appears"
+    )
+    p.add_argument(
+        "--extra-today", action="store_true", help="query_time > 0 collections also list today's partial log"
+    )
+    p.add_argument(
+        "--lost-rate",
+        type=float,
+        default=0.0,
+        help="chance a collection produces no file for a requested day",
+    )
     p.add_argument("--healthy", action="store_true", help="every instance RUNNING on Redis >= 4.0")
     p.add_argument("--ready-file", type=Path, help="write endpoints and credentials here (JSON) once bound")
     p.add_argument("--write-config", type=Path, help="write a harvester YAML config targeting the emulator")
@@ -48,6 +60,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         log_size=args.log_size,
         link_ttl=args.link_ttl,
         collect_delay=args.collect_delay,
+        collect_stagger=args.collect_stagger,
+        collect_extra_today=args.extra_today,
+        lost_rate=args.lost_rate,
         healthy=args.healthy,
     )
     for name in ("iam", "dcs", "links", "obs"):

@@ -8,6 +8,7 @@ mutate them at runtime.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Literal
 
 from .faults import Faults
@@ -54,6 +55,12 @@ class EmulatorConfig:
     collect_delay: float = 1.0
     collect_mode: Literal["hidden", "creating"] = "hidden"
     retention_days: int = 7
+    # a less tidy cloud (contract section 8): nothing promises a collection's files appear
+    # together, only for the days asked for, or at all
+    collect_stagger: float = 0.0  # extra seconds per day back before a day's file is ready
+    collect_extra_today: bool = False  # a query_time > 0 collection also lists today's partial log
+    lost_rate: float = 0.0  # chance that an accepted collection produces no file for a requested day
+    lost_days: set[date] = field(default_factory=set)  # days no collection ever produces a file for
     # links and OBS
     link_ttl: float = 86400.0
     bucket: str = "dcs-runlog-eu-de"

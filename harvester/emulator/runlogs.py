@@ -83,11 +83,22 @@ class RunlogStore:
         self._items: dict[str, RunlogItem] = {}
 
     def days_for(self, query_time: int) -> list[date]:
-        """0 = today only; N > 0 = the N days before today, oldest first."""
+        """0 = today only; N > 0 = the N days before today, oldest first.
+
+        With ``collect_extra_today``, N > 0 also yields today's partial log: a file for a day
+        that was not asked for (one reading of contract section 8).
+        """
         today = self._clock.today()
         if query_time == 0:
             return [today]
-        return [today - timedelta(days=n) for n in range(query_time, 0, -1)]
+        days = [today - timedelta(days=n) for n in range(query_time, 0, -1)]
+        return [*days, today] if self._cfg.collect_extra_today else days
+
+    def is_lost(self, day: date) -> bool:
+        """Whether this collection silently produces nothing for ``day`` (accepted, never done)."""
+        if day in self._cfg.lost_days:
+            return True
+        return self._cfg.lost_rate > 0 and self._rng.random() < self._cfg.lost_rate
 
     def is_quiet(self, replica: Replica, day: date) -> bool:
         return _unit(self._cfg.seed, "quiet", replica.ip, day) < self._cfg.quiet_rate
@@ -123,7 +134,7 @@ class RunlogStore:
         now, oldest = self._clock.now(), self._clock.today() - timedelta(days=self._cfg.retention_days)
         created = []
         for day in self.days_for(query_time):
-            if day < oldest or self.is_quiet(replica, day):
+            if day < oldest or self.is_quiet(replica, day) or self.is_lost(day):
                 continue
             item = self._new_item(instance, replica, day, now)
             self._items[item.id] = item
@@ -141,7 +152,9 @@ class RunlogStore:
             name = self._rng.choice(_HOSTILE_NAMES).format(ip=replica.ip, day=day.isoformat())
         else:
             name = f"redis_{replica.ip}_{day.isoformat()}.log"
-        delay = self._cfg.collect_delay
+        # Staggered appearance: the file for a day further back is ready later.
+        back = max(0, (self._clock.today() - day).days - 1)
+        delay = self._cfg.collect_delay + self._cfg.collect_stagger * back
         return RunlogItem(
             id=item_id,
             project_id=instance.project_id,

@@ -52,6 +52,7 @@ METRIC_NAMES = frozenset(
         "dcs_harvester_files_skipped",
         "dcs_harvester_retries",
         "dcs_harvester_instances_failed",
+        "dcs_harvester_days_pending",
         "dcs_harvester_last_exit_code",
     }
 )

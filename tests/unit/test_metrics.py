@@ -82,7 +82,7 @@ def test_label_values_are_escaped() -> None:
     """Quotes, backslashes and newlines in a project name cannot break the file."""
     text = render(snapshot(), None)
     assert 'project="we\\"ird\\\\name\\n"' in text
-    assert len(text.splitlines()) == 4 * 3 + 6 * 4
+    assert len(text.splitlines()) == 4 * 3 + 7 * 4
 
 
 def test_sharded_runs_label_every_sample() -> None:

@@ -348,12 +348,15 @@ def test_link_expiry_understands_v4_and_returns_utc() -> None:
         plan.link_expires_at(obs(""), datetime(2025, 3, 10))  # naive on purpose
 
 
-def test_link_usable_respects_margin() -> None:
-    """A link with no more than the margin left is renewed before use."""
-    expires = OBTAINED + timedelta(seconds=600)
-    assert plan.link_usable(expires, OBTAINED, 599)
-    assert not plan.link_usable(expires, OBTAINED, 600)
-    assert not plan.link_usable(expires, OBTAINED + timedelta(hours=1), 0)
+def test_a_held_link_must_outlive_margin_plus_transfer_time() -> None:
+    """A held link is renewed unless it outlives the skew margin plus the download at 1 MiB/s."""
+    expires = OBTAINED + timedelta(seconds=100)
+    mib = 1 << 20
+    assert plan.link_still_usable(expires, OBTAINED, expected_bytes=0, margin=30)
+    assert plan.link_still_usable(expires, OBTAINED, expected_bytes=69 * mib, margin=30)
+    assert not plan.link_still_usable(expires, OBTAINED, expected_bytes=70 * mib, margin=30)
+    assert not plan.link_still_usable(expires, OBTAINED + timedelta(seconds=71), expected_bytes=0, margin=30)
+    assert not plan.link_still_usable(expires, OBTAINED + timedelta(hours=1), expected_bytes=0, margin=0)
 
 
 # --------------------------------------------------------------------------- instances
