@@ -29,6 +29,7 @@ from harvester.download import fetch_to_archive
 from harvester.errors import (
     Action,
     AuthError,
+    DiskFullError,
     HarvesterError,
     LinkRefusedError,
     StorageError,
@@ -690,6 +691,8 @@ _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 def is_disk_full(exc: BaseException) -> bool:
     """Whether a storage failure is the disk (or quota) being full: no later write can work."""
+    if isinstance(exc, DiskFullError):
+        return True
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
