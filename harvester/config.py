@@ -1054,6 +1054,20 @@ def _resolve_auth(raw: _Auth, env: Mapping[str, str], require: bool) -> tuple[Au
     return AuthSettings(method=method, source="env", origins=tuple(origins), **values), None
 
 
+def missing_credentials(auth: AuthSettings) -> list[str]:
+    """The credentials ``auth.method`` needs that are not set, each with where it was looked for.
+
+    ``validate`` loads a config without requiring credentials; ``validate --check`` uses this to
+    say which ones a run would miss, naming the variable or clouds.yaml entry, never a value.
+    """
+    origins = dict(auth.origins)
+    return [
+        f"{name.replace('_', ' ')} ({origins.get(name, auth.source)})"
+        for name in _NEEDED[auth.method]
+        if getattr(auth, name) is None
+    ]
+
+
 def _clouds_candidates(env: Mapping[str, str]) -> list[Path]:
     """openstacksdk's search order; the first file that exists is the only one read."""
     home = env.get("HOME")

@@ -509,3 +509,32 @@ def run_collect(args: argparse.Namespace, since: datetime | None, until: datetim
 
     return run_incident(args, since, until)
 
+
+def run_checks(settings: Settings, *, owns_process: bool = False) -> int:
+    """``validate --check``: probe the cloud (or the embedded emulator) and print PASS/FAIL lines."""
+    from harvester import doctor  # noqa: PLC0415 - only for --check
+
+    logsetup.configure("auto", "error")  # the checks print their own lines; logs only for bugs
+    register_secrets(settings)
+    checks: list[doctor.Check] = []
+
+    async def probe() -> None:
+        async with AsyncExitStack() as stack:
+            resolved = settings
+            if settings.emulator is not None:
+                resolved = await stack.enter_async_context(embedded_emulator(settings))
+            checks.extend(await doctor.run_checks(resolved))
+
+    async def main() -> None:
+        async with cancelled_by_signals(watch):
+            await probe()
+
+    with SignalWatch(restore=not owns_process) as watch:
+        anyio.run(main)
+        for check in checks:
+            print(logsetup.scrub(check.line()))
+        if watch.first is not None:
+            print(f"harvester: interrupted by {signal.Signals(watch.first).name}", file=sys.stderr)
+            return 128 + watch.first
+        print(doctor.tally(checks))
+        return doctor.exit_code(checks)
