@@ -702,8 +702,10 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
         if isinstance(key, str | int | float | bool) and key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {str(key)!r}", key_node.start_mark
+            shown = repr(str(key)) if plausible_cloud_name(str(key)) else "(not shown)"
+            mark = key_node.start_mark
+            raise _Problem(
+                "", f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: duplicate key {shown}"
             )
         seen.add(key)
     return loader.construct_mapping(node)
@@ -770,13 +772,29 @@ def _parse_yaml(text: str) -> object:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise _Problem("", f"invalid YAML{where}: {exc.problem or exc.context or 'syntax error'}") from None
+        problem = _unquote(exc.problem or exc.context or "syntax error")
+        raise _Problem("", f"invalid YAML{where}: {problem}") from None
     except yaml.YAMLError:
         raise _Problem("", "invalid YAML") from None
     except RecursionError:  # a last line of defence; the depth checks above should come first
         raise _Problem("", "invalid YAML: nested too deeply") from None
     finally:
         loader.dispose()
+
+
+_QUOTED = re.compile(r"'([^']*)'")
+
+
+def _unquote(problem: str) -> str:
+    """PyYAML quotes what it choked on: a password starting with ``*`` or ``!`` is an "undefined
+    alias" or an unknown "tag" and would be echoed. Keep single characters and ``<token>``
+    names (``found character '\\t'``, ``got '<stream end>'``), hide anything longer."""
+
+    def keep(m: re.Match[str]) -> str:
+        text = m.group(1)
+        return m.group(0) if len(text) <= 2 or (text.startswith("<") and text.endswith(">")) else "'...'"
+
+    return _QUOTED.sub(keep, problem)
 
 
 def _read_text(path: Path) -> str:

@@ -276,3 +276,31 @@ def test_duplicate_among_many_ids_names_both_positions(tmp_path: Path) -> None:
     assert error(tmp_path, doc) == (
         "config.yaml: projects[0].instances[5000]: duplicate of projects[0].instances[1234]"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "auth: {secret_key_env: *Summer2024}\n",  # a password starting with '*' reads as an alias
+        "auth: {secret_key_env: !Passw0rd-x}\n",  # ... and one starting with '!' as a tag
+        'auth: {secret_key_env: "Summer\\q2024"}\n',
+    ],
+)
+def test_yaml_errors_do_not_quote_what_they_choked_on(tmp_path: Path, text: str) -> None:
+    """PyYAML's own messages quote the offending text; ours keep the position and hide the text."""
+    message = error(tmp_path, text)
+    assert message.startswith("config.yaml: invalid YAML at line 1")
+    assert "Summer" not in message
+    assert "Passw0rd" not in message
+
+
+def test_yaml_error_keeps_short_tokens(tmp_path: Path) -> None:
+    """Single characters and token names stay: they are what the user needs to see."""
+    assert "found character '\\t'" in error(tmp_path, "a:\tb\n")
+    assert "'<stream end>'" in error(tmp_path, "a: [b\n")
+
+
+def test_duplicate_secret_like_key_is_not_shown(tmp_path: Path) -> None:
+    """A key given twice is named only when it looks like a name."""
+    message = error(tmp_path, "auth:\n  Summer2024x: 1\n  Summer2024x: 2\n")
+    assert message == "config.yaml: invalid YAML at line 3, column 3: duplicate key (not shown)"
