@@ -24,8 +24,6 @@ _CODES_HARVEST = """exit codes:
            writable, lock held by another run, or every file failed
   130/143  interrupted by SIGINT/SIGTERM; the summary and metrics are still written"""
 
-EPILOG = _CODES_HARVEST  # kept for callers of the old single epilog
-
 RUN_EPILOG = (
     _CODES_HARVEST
     + """
