@@ -21,7 +21,51 @@ if TYPE_CHECKING:
     from harvester.manifest import VerifyReport
     from harvester.prune import PrunePlan
 
-EPILOG = "exit codes: 0 ok, 1 partial, 2 usage or config, 3 nothing could be done, 130/143 interrupted"
+_CODES_HARVEST = """exit codes:
+  0        every file archived or already archived (also: nothing new)
+  1        partial: some files or instances failed; everything else is archived
+  2        usage or configuration error (one line on stderr naming the flag or key)
+  3        nothing could be done: credentials refused, API unreachable, archive not
+           writable, lock held by another run, or every file failed
+  130/143  interrupted by SIGINT/SIGTERM; the summary and metrics are still written"""
+
+RUN_EPILOG = (
+    _CODES_HARVEST
+    + """
+
+--dry-run uses the same codes: 0 the plan was shown (or there is nothing to do), 1 or 3
+when some or all of the API could not be asked (each problem is a line on stderr)."""
+)
+COLLECT_EPILOG = (
+    _CODES_HARVEST.replace(
+        "every file archived or already archived (also: nothing new)", "the bundle is complete"
+    )
+    + """
+
+The bundle path is the last line of stdout, and is printed only for a bundle that was written
+(with its summary.json); a bundle that could not be written is exit 3 with the reason."""
+)
+VALIDATE_EPILOG = """exit codes:
+  0  the config is valid (with --check: every check passed)
+  1  --check: at least one check failed (its FAIL line says why)
+  2  the config is invalid (one line on stderr naming the key path)
+
+Plain validate reads the file only and makes no network call. --check also probes, one
+PASS/FAIL line each: credentials present, archive root writable (a probe file is written and
+removed; a missing root is not created), each endpoint reachable, credentials accepted (list
+instances, limit=1), and configured instances found. Each call is one attempt of at most 15 s."""
+VERIFY_EPILOG = """exit codes:
+  0  every file matches its manifest line (with --repair: everything was repaired)
+  1  some file is missing, corrupt, or not in any manifest (each is listed), or not repairable
+  2  usage or config error (no such folder, --repair without --config)
+  3  --repair: nothing could be done (lock held by a run, credentials refused)"""
+PRUNE_EPILOG = """exit codes:
+  0  the plan was shown, or (with --yes) carried out
+  2  usage error (bad --keep-days, no such folder, not a harvester archive)
+  3  the archive could not be changed (lock held by a run after --lock-timeout)"""
+MAIN_EPILOG = """commands: run, collect, validate, verify, prune, emulate; each has its own --help
+with its options and exit codes. In short: 0 ok, 1 partial, 2 usage or config, 3 nothing could
+be done, 130/143 interrupted."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,39 +77,98 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, type=Path, help="YAML config file")
-    p.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
-    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    p.add_argument(
+        "--log-format",
+        choices=("auto", "json", "console"),
+        default="auto",
+        help="log lines on stderr: json, console, or auto (console on a terminal, else json)",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="lowest level logged (default info); while progress bars show, only warnings and errors",
+    )
     p.add_argument("--summary-json", type=Path, help="also write the run summary as JSON here")
     p.add_argument("--no-progress", action="store_true", help="no progress bars even on a terminal")
-    p.add_argument("--lock-timeout", type=float, default=60.0, help="seconds to wait for another run's lock")
+    p.add_argument(
+        "--lock-timeout", type=float, default=60.0, help="seconds to wait for another run's lock (default 60)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="harvester", description="Harvest Redis run logs from OTC DCS.", epilog=EPILOG)
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
+        prog="harvester",
+        description="Harvest Redis run logs from OTC DCS.",
+        epilog=MAIN_EPILOG,
+        formatter_class=raw,
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="the nightly harvest into the dated archive", epilog=EPILOG)
+    run = sub.add_parser(
+        "run", help="the nightly harvest into the dated archive", epilog=RUN_EPILOG, formatter_class=raw
+    )
     _add_common(run)
-    run.add_argument("--dry-run", action="store_true", help="show what would be collected and downloaded")
-    run.add_argument("--instance", action="append", default=[], metavar="NAME_OR_ID", help="limit the run")
+    run.add_argument(
+        "--dry-run", action="store_true", help="show what would be collected and downloaded; change nothing"
+    )
+    run.add_argument(
+        "--instance",
+        action="append",
+        default=[],
+        metavar="NAME_OR_ID",
+        help="limit the run to this instance (repeatable)",
+    )
     run.add_argument("--include-today", action="store_true", help="also archive today's (partial) log")
     run.add_argument("--shard", metavar="K/N", help="harvest only shard K of N (stable hash partition)")
     run.add_argument("--metrics-file", type=Path, help="write Prometheus textfile metrics here")
 
-    col = sub.add_parser("collect", help="gather everything about a few instances now, into a bundle")
+    col = sub.add_parser(
+        "collect",
+        help="gather everything about a few instances now, into a bundle",
+        epilog=COLLECT_EPILOG,
+        formatter_class=raw,
+    )
     _add_common(col)
-    col.add_argument("--instance", action="append", required=True, metavar="NAME_OR_ID")
-    col.add_argument("--days", type=int, choices=(0, 1, 3, 7), default=0)
-    col.add_argument("--replica", default="all", help="all | master | IP | REPLICATION_ID")
-    col.add_argument("--label", default="incident")
-    col.add_argument("--no-slowlog", action="store_true")
+    col.add_argument(
+        "--instance",
+        action="append",
+        required=True,
+        metavar="NAME_OR_ID",
+        help="an instance to collect from (repeatable; a name must match exactly one instance)",
+    )
+    col.add_argument(
+        "--days",
+        type=int,
+        choices=(0, 1, 3, 7),
+        default=0,
+        help="0: today's log only (default); N: also the N days before",
+    )
+    col.add_argument("--replica", default="all", help="all (default) | master | IP | REPLICATION_ID")
+    col.add_argument(
+        "--label",
+        default="incident",
+        help="bundle name suffix: incidents/<UTC time>-<label> (default incident)",
+    )
+    col.add_argument("--no-slowlog", action="store_true", help="do not fetch the slow log")
     col.add_argument("--since", help="slow-log window start (ISO 8601, UTC if no zone)")
     col.add_argument("--until", help="slow-log window end (ISO 8601, UTC if no zone)")
     col.add_argument("--tar", action="store_true", help="also write <bundle>.tar.gz")
 
-    val = sub.add_parser("validate", help="check a config and print what it resolved")
-    val.add_argument("--config", required=True, type=Path)
+    val = sub.add_parser(
+        "validate",
+        help="check a config and print what it resolved (--check: also probe the cloud)",
+        epilog=VALIDATE_EPILOG,
+        formatter_class=raw,
+    )
+    val.add_argument("--config", required=True, type=Path, help="YAML config file")
+    val.add_argument(
+        "--check",
+        action="store_true",
+        help="also probe credentials, archive root, endpoints and instances (network calls)",
+    )
 
     ver = sub.add_parser(
         "verify",
@@ -74,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
         "extra files (offline). With --repair (and --config), files that are missing or corrupt are "
         "downloaded again while DCS still has them (7 days), under the archive lock; a damaged file "
         "stays in place until its replacement is complete.",
-        epilog="exit codes: 0 clean (or everything repaired), 1 something missing, corrupt or extra "
-        "(or not repairable), 2 usage or config, 3 nothing could be done (lock held, API refused)",
+        epilog=VERIFY_EPILOG,
+        formatter_class=raw,
     )
     ver.add_argument("root", type=Path, help="the archive root")
     ver.add_argument("--repair", action="store_true", help="download missing or corrupt files again")
@@ -102,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
         "older than --keep-days days, today included, and record the retention watermark in "
         ".state/retention.json so that no later run collects a pruned day again. Without --yes it "
         "only shows what it would do. With --yes it takes the archive lock like a run.",
-        epilog="exit codes: 0 ok, 2 usage (or the root is not a harvester archive), 3 lock held by a run",
+        epilog=PRUNE_EPILOG,
+        formatter_class=raw,
     )
     pr.add_argument("root", type=Path, help="the archive root")
     pr.add_argument("--keep-days", type=int, required=True, help="days to keep, today included (>= 1)")
@@ -112,7 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--lock-timeout", type=float, default=60.0, help="seconds to wait for a running harvest's lock"
     )
 
-    sub.add_parser("emulate", help="run the DCS/IAM/OBS emulator", add_help=False)
+    sub.add_parser(
+        "emulate",
+        help="run the DCS/IAM/OBS emulator (harvester emulate --help for its options)",
+        add_help=False,
+    )
     return parser
 
 
@@ -122,6 +230,10 @@ def _validate(args: argparse.Namespace) -> int:
     # validate checks the file; missing credentials are shown as such, not an error, so a config
     # can be checked on a machine that does not hold the keys.
     settings = load_config(args.config, os.environ, require_credentials=False)
+    if args.check:
+        from harvester.session import run_checks  # noqa: PLC0415 - network code only when asked
+
+        return run_checks(settings, owns_process=args.owns_process)
     print(describe(settings))
     return EXIT_OK
 
@@ -224,6 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return emulate(args_list[1:])
     args = build_parser().parse_args(args_list)
+    # Called as the process entry point: signal handlers stay ours until the interpreter exits,
+    # so a late Ctrl-C cannot turn a finished run's exit code into a traceback or a kill.
+    args.owns_process = argv is None
     try:
         if args.command == "validate":
             return _validate(args)

@@ -12,14 +12,16 @@ outright: credentials come from the environment or from ``clouds.yaml`` only.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import math
 import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Self, cast
+from typing import Any, Literal, Self, cast, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -82,6 +84,14 @@ _REGION_RE = re.compile(r"[a-z]{2,}(-[a-z0-9]+)+")
 _PROJECT_ID_RE = re.compile(r"[0-9a-fA-F]{32}")
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CLOUD_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_SEGMENT_RE = re.compile(r"[_.-]+")
+MAX_NAME_LENGTH = 64  # longer than any variable or clouds.yaml entry name a person types
+
+#: Hostile-input bounds, checked before (size) and while (depth, nodes) the YAML is parsed.
+MAX_CONFIG_BYTES = 10 * 1024 * 1024
+MAX_DEPTH = 64  # the schema is 5 levels deep; anything near this is not a config
+MAX_NODES = 1_000_000  # after alias expansion: a billion-laughs file stops here
 _HOST_RE = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
@@ -265,6 +275,38 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def looks_like_secret(text: str) -> bool:
+    """Whether a value meant to be a *name* looks like a credential pasted in its place.
+
+    Names people give variables and clouds.yaml entries are short words joined by ``_``, ``.``
+    or ``-`` (``OS_SECRET_KEY``, ``otc-prod``). Keys and passwords are long runs without a
+    separator that mix digits into letters (an OTC AK is 20 upper-case letters and digits, an
+    SK 40 mixed-case ones) or mix cases and digits in one short word (``Summer2024``).
+    """
+    if len(text) > MAX_NAME_LENGTH:
+        return True
+    for segment in _SEGMENT_RE.split(text):
+        digits = any(c.isdigit() for c in segment)
+        if len(segment) >= 24 or (len(segment) >= 16 and digits):
+            return True
+        if (
+            len(segment) >= 8
+            and digits
+            and any(c.islower() for c in segment)
+            and any(c.isupper() for c in segment)
+        ):
+            return True
+    return False
+
+
+def plausible_env_name(text: str) -> bool:
+    return bool(_ENV_NAME_RE.fullmatch(text)) and not looks_like_secret(text)
+
+
+def plausible_cloud_name(text: str) -> bool:
+    return bool(_CLOUD_NAME_RE.fullmatch(text)) and not looks_like_secret(text)
+
+
 class _Problem(Exception):
     """One validation failure at a key path; load_config prefixes the file name."""
 
@@ -309,6 +351,8 @@ class _Archive(_Model):
 
 
 class _Auth(_Model):
+    # No message below ever includes the value: whatever sits under ``auth`` may be a secret
+    # that the user put in the wrong key.
     method: str | None = None
     cloud: str | None = None
     access_key_env: str | None = None
@@ -322,14 +366,17 @@ class _Auth(_Model):
     @classmethod
     def _method(cls, v: str | None) -> str | None:
         if v is not None and v not in AUTH_METHODS:
-            raise ValueError(f"must be one of {', '.join(AUTH_METHODS)} (got {_show(v)})")
+            raise ValueError(f"must be one of {', '.join(AUTH_METHODS)}")
         return v
 
     @field_validator("cloud")
     @classmethod
     def _cloud(cls, v: str | None) -> str | None:
-        if v is not None and not v.strip():
-            raise ValueError("must name an entry of clouds.yaml")
+        if v is not None and not plausible_cloud_name(v):
+            raise ValueError(
+                "must be the NAME of a clouds.yaml entry (letters, digits, '_', '.', '-'; at most "
+                f"{MAX_NAME_LENGTH} characters, not a key or password); the value is not shown"
+            )
         return v
 
     @field_validator(
@@ -337,10 +384,10 @@ class _Auth(_Model):
     )
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
-        # Never echo the value: a user who misreads the key may have pasted the secret itself.
-        if v is not None and not _ENV_NAME_RE.fullmatch(v):
+        if v is not None and not plausible_env_name(v):
             raise ValueError(
-                "must be the NAME of an environment variable (letters, digits, underscore), not its value"
+                "must be the NAME of an environment variable (letters, digits, underscore; at most "
+                f"{MAX_NAME_LENGTH} characters), not its value; the value is not shown"
             )
         return v
 
@@ -557,18 +604,59 @@ def _key_path(loc: Sequence[int | str]) -> str:
     return out
 
 
+def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
+    """The schema model that validates the mapping at ``loc`` (list indexes are skipped)."""
+    model: type[BaseModel] = _Root
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part)
+        if info is None:
+            return None
+        found = _model_in(info.annotation)
+        if found is None:
+            return None
+        model = found
+    return model
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    """The pydantic model inside ``X``, ``X | None`` or ``list[X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_key(loc: Sequence[int | str]) -> str:
+    """``unknown key 'nmae' (did you mean 'name'?)``; a key that looks like a secret is not shown."""
+    parent = loc[:-1]
+    key = str(loc[-1])
+    where = f"{_key_path(parent)}: unknown key" if parent else "unknown top-level key"
+    if not plausible_cloud_name(key):
+        return f"{where} (not shown: it looks like a secret, not a setting)"
+    model = _model_at(parent)
+    allowed = sorted(model.model_fields) if model is not None else []
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    if close:
+        return f"{where} {key!r} (did you mean {close[0]!r}?)"
+    if allowed:
+        return f"{where} {key!r} (expected one of: {', '.join(allowed)})"
+    return f"{where} {key!r}"
+
+
 def _one_line(err: ErrorDetails) -> str:
     loc = list(err["loc"])
     kind = err["type"]
     ctx = err.get("ctx") or {}
     # A value under auth might be a secret the user put in the wrong key: never echo it.
-    safe_to_show = not (loc and loc[0] == "auth" and loc[1:2] != ["method"])
+    safe_to_show = not (loc and loc[0] == "auth")
     got = f" (got {_show(err.get('input'))})" if safe_to_show else ""
     if kind == "extra_forbidden":
-        parent = _key_path(loc[:-1])
-        return (
-            f"{parent}: unknown key {str(loc[-1])!r}" if parent else f"unknown top-level key {str(loc[-1])!r}"
-        )
+        return _unknown_key(loc)
     path = _key_path(loc) or "(top level)"
     if kind == "missing":
         return f"{path}: field required"
@@ -587,7 +675,25 @@ def _one_line(err: ErrorDetails) -> str:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses duplicate keys, which YAML would otherwise silently overwrite."""
+    """A SafeLoader that refuses duplicate keys and nesting deeper than :data:`MAX_DEPTH`.
+
+    PyYAML composes nodes recursively, so a file of ten thousand ``[`` would otherwise end in
+    a RecursionError; counting the depth here turns it into one config error line.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise _Problem("", f"nested more than {MAX_DEPTH} levels deep at line {mark.line + 1}")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -596,8 +702,10 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
         if isinstance(key, str | int | float | bool) and key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {str(key)!r}", key_node.start_mark
+            shown = repr(str(key)) if plausible_cloud_name(str(key)) else "(not shown)"
+            mark = key_node.start_mark
+            raise _Problem(
+                "", f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: duplicate key {shown}"
             )
         seen.add(key)
     return loader.construct_mapping(node)
@@ -606,25 +714,111 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a document whose aliases expand beyond :data:`MAX_NODES` or :data:`MAX_DEPTH`.
+
+    Aliases make the node graph a DAG: ten anchors that each repeat the previous one ten times
+    are a few lines of YAML and ten billion values once anything walks them (validation does).
+    Sizes and depths are computed once per node, bottom-up and without recursion, so this costs
+    time linear in the file, and a self-referencing anchor is refused as well.
+    """
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            children = _children(node)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
+            visiting.discard(key)
+            if size[key] > MAX_NODES:
+                raise _Problem("", f"aliases expand to more than {MAX_NODES} values (an alias bomb?)")
+            if depth[key] > MAX_DEPTH:
+                raise _Problem("", f"aliases nest values more than {MAX_DEPTH} levels deep")
+            continue
+        if key in size:
+            continue
+        if key in visiting:
+            raise _Problem("", f"an anchor refers to itself at line {node.start_mark.line + 1}")
+        visiting.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in visiting:
+                raise _Problem("", f"an anchor refers to itself at line {child.start_mark.line + 1}")
+            if id(child) not in size:
+                stack.append((child, False))
+
+
 def _parse_yaml(text: str) -> object:
     """Parse YAML, reporting errors by position only: the offending line may hold a secret."""
+    loader = _UniqueKeyLoader(text)
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise _Problem("", f"invalid YAML{where}: {exc.problem or exc.context or 'syntax error'}") from None
+        problem = _unquote(exc.problem or exc.context or "syntax error")
+        raise _Problem("", f"invalid YAML{where}: {problem}") from None
     except yaml.YAMLError:
         raise _Problem("", "invalid YAML") from None
+    except RecursionError:  # a last line of defence; the depth checks above should come first
+        raise _Problem("", "invalid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+_QUOTED = re.compile(r"'([^']*)'")
+
+
+def _unquote(problem: str) -> str:
+    """PyYAML quotes what it choked on: a password starting with ``*`` or ``!`` is an "undefined
+    alias" or an unknown "tag" and would be echoed. Keep single characters and ``<token>``
+    names (``found character '\\t'``, ``got '<stream end>'``), hide anything longer."""
+
+    def keep(m: re.Match[str]) -> str:
+        text = m.group(1)
+        return m.group(0) if len(text) <= 2 or (text.startswith("<") and text.endswith(">")) else "'...'"
+
+    return _QUOTED.sub(keep, problem)
 
 
 def _read_text(path: Path) -> str:
+    """The file's text, refusing anything over :data:`MAX_CONFIG_BYTES` before parsing it.
+
+    The size is checked on the open file and the read is bounded too, so a FIFO or a device
+    named as the config cannot make us read forever.
+    """
+    limit = MAX_CONFIG_BYTES
+    too_big = f"the file is larger than {limit // (1024 * 1024)} MiB; that is not a config"
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise _Problem("", "cannot read: not UTF-8 text") from None
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if stat.S_ISREG(st.st_mode) and st.st_size > limit:
+                raise _Problem("", too_big)
+            data = fh.read(limit + 1)
     except OSError as exc:
         raise _Problem("", f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise _Problem("", too_big)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Problem("", "cannot read: not UTF-8 text") from None
 
 
 # --------------------------------------------------------------------------- load_config
@@ -640,11 +834,45 @@ def load_config(
     ``harvester validate`` can check a file on a machine that has no keys.
     """
     environ: Mapping[str, str] = os.environ if env is None else env
+    raw: object = None
     try:
         raw = _parse_yaml(_read_text(path))
         return _build(raw, path, environ, require_credentials)
     except _Problem as problem:
-        raise ConfigError(f"{path.name}: {problem}") from None
+        message = f"{path.name}: {problem}"
+    except RecursionError:  # pydantic or our own walk, should a structure slip past the bounds
+        message = f"{path.name}: the configuration is nested too deeply"
+    raise ConfigError(_mask_auth_values(message, raw)) from None
+
+
+def _mask_auth_values(message: str, raw: object) -> str:
+    """Defence in depth: no string found under ``auth`` that could be a secret leaves in a message.
+
+    The validators already never quote such values; this catches a message that would (a
+    future rule, a library's wording). Plausible names (``OS_SECRET_KEY``) and the method stay
+    readable, because they are what the user has to fix.
+    """
+    auth = raw.get("auth") if isinstance(raw, dict) else None
+    if not isinstance(auth, dict):
+        return message
+    found: list[str] = []
+    pending: list[object] = [auth]
+    budget = 100_000  # aliases can make the tree big; the parse bounds it, this bounds us
+    while pending and budget > 0:
+        budget -= 1
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif item is not None and not isinstance(item, bool):
+            text = str(item)
+            if len(text) >= 4 and text not in AUTH_METHODS and not plausible_cloud_name(text):
+                found.append(text)
+    for text in sorted(found, key=len, reverse=True):
+        message = message.replace(text, "***")
+    return message
 
 
 def _build(raw: object, path: Path, env: Mapping[str, str], require_credentials: bool) -> Settings:
@@ -707,7 +935,7 @@ def _refuse_literal_secrets(auth: object) -> None:
         if key in _LITERAL_SECRET_KEYS:
             cred = _LITERAL_SECRET_KEYS[key]
             named = auth.get(f"{cred}_env")
-            var = named if isinstance(named, str) and _ENV_NAME_RE.fullmatch(named) else DEFAULT_ENV[cred]
+            var = named if isinstance(named, str) and plausible_env_name(named) else DEFAULT_ENV[cred]
             raise _Problem(
                 f"auth.{key}",
                 "secrets must not be written in the config file; put it in the environment variable "
@@ -777,13 +1005,13 @@ def _projects(raw: Sequence[_Project], auth_url: str | None) -> tuple[ProjectSet
 
 
 def _instance_refs(items: Sequence[_InstanceItem], where: str) -> tuple[InstanceRef, ...]:
-    refs: list[InstanceRef] = []
+    first: dict[InstanceRef, int] = {}  # a dict, not a list scan: 10,000 ids must stay linear
     for j, item in enumerate(items):
         ref = InstanceRef(id=item.id, name=item.name)
-        if ref in refs:
-            raise _Problem(f"{where}.instances[{j}]", f"duplicate of {where}.instances[{refs.index(ref)}]")
-        refs.append(ref)
-    return tuple(refs)
+        if ref in first:
+            raise _Problem(f"{where}.instances[{j}]", f"duplicate of {where}.instances[{first[ref]}]")
+        first[ref] = j
+    return tuple(first)
 
 
 def _download(raw: _Download, projects: Sequence[ProjectSettings], emulated: bool) -> DownloadSettings:
@@ -842,6 +1070,20 @@ def _resolve_auth(raw: _Auth, env: Mapping[str, str], require: bool) -> tuple[Au
             continue
         values[name] = Secret(text) if name in _SECRET_FIELDS else text
     return AuthSettings(method=method, source="env", origins=tuple(origins), **values), None
+
+
+def missing_credentials(auth: AuthSettings) -> list[str]:
+    """The credentials ``auth.method`` needs that are not set, each with where it was looked for.
+
+    ``validate`` loads a config without requiring credentials; ``validate --check`` uses this to
+    say which ones a run would miss, naming the variable or clouds.yaml entry, never a value.
+    """
+    origins = dict(auth.origins)
+    return [
+        f"{name.replace('_', ' ')} ({origins.get(name, auth.source)})"
+        for name in _NEEDED[auth.method]
+        if getattr(auth, name) is None
+    ]
 
 
 def _clouds_candidates(env: Mapping[str, str]) -> list[Path]:
@@ -913,8 +1155,12 @@ def _from_clouds(
     if isinstance(auth_url, str) and auth_url.strip():
         try:
             iam = _check_url(auth_url)
-        except ValueError as exc:
-            raise _Problem("auth.cloud", f"clouds.yaml entry {cloud!r}: auth_url {exc}") from None
+        except ValueError:
+            raise _Problem(
+                "auth.cloud",
+                f"clouds.yaml entry {cloud!r}: auth_url must be an https URL without user info or query "
+                "(plain http only for a local emulator)",
+            ) from None
         if iam is not None and urlsplit(iam).path in ("", "/"):
             iam += "/v3"
     settings = AuthSettings(method=method, source=f"clouds.yaml:{cloud}", origins=tuple(origins), **values)

@@ -23,12 +23,29 @@ import structlog
 
 from harvester import plan
 from harvester.dcs import GroupInfo, InstanceInfo
-from harvester.errors import ApiError, HarvesterError, UsageError, exit_code
+from harvester.errors import (
+    EXIT_NOTHING,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    ApiError,
+    HarvesterError,
+    UsageError,
+    exit_code,
+)
 from harvester.harvest import Destination, Engine, file_result, is_fatal, to_logfile
-from harvester.manifest import ManifestEntry
+from harvester.manifest import LOCK_NAME, ManifestEntry
 from harvester.models import LogFile, Outcome, Replica, RunSummary, Target
-from harvester.report import render_text, summary_dict, unreachable_lines
-from harvester.session import execute, json_bytes, new_run_id, prepare, write_record
+from harvester.report import render_text, summary_dict
+from harvester.session import (
+    SignalWatch,
+    execute,
+    json_bytes,
+    new_run_id,
+    owns_process,
+    prepare,
+    report_problems,
+    write_record,
+)
 from harvester.storage import Archive, write_bytes_atomic
 
 log = structlog.get_logger("harvester")
@@ -229,44 +246,68 @@ def bundle_name(now: datetime, label: str) -> str:
 
 
 def run_incident(args: argparse.Namespace, since: datetime | None, until: datetime | None) -> int:
-    settings = prepare(args)
-    started = datetime.now(UTC)
-    run_id = new_run_id(started)
-    bundles: list[str] = []
-    options = IncidentOptions(
-        only=tuple(args.instance),
-        days=args.days,
-        replica=args.replica,
-        slowlog=not args.no_slowlog,
-        since=since,
-        until=until,
-    )
-    if since is not None and until is not None and since >= until:
-        raise UsageError("--since must be before --until")
-
-    async def work(engine: Engine) -> None:
-        await Incident(engine, options, bundle_name(started, args.label), bundles).run()
-
-    summary = execute(settings, args, run_id, lock_name=None, work=work)
-    root = settings.archive.root
-    bundle = bundles[0] if bundles else bundle_name(started, args.label)
-    bundle_dir = root / bundle
-    data = summary_dict(summary)
-    data["bundle"] = str(bundle_dir)
-    print(render_text(summary))
-    if bundle_dir.is_dir():
-        archive = Archive(root)
-        write_record(
-            "summary.json",
-            lambda: archive.write_json_atomic(f"{bundle}/summary.json", data),
+    with SignalWatch(restore=not owns_process(args)) as watch:
+        settings = prepare(args)
+        started = datetime.now(UTC)
+        run_id = new_run_id(started)
+        bundles: list[str] = []
+        options = IncidentOptions(
+            only=tuple(args.instance),
+            days=args.days,
+            replica=args.replica,
+            slowlog=not args.no_slowlog,
+            since=since,
+            until=until,
         )
-        if args.tar:
-            write_record("--tar", lambda: print(f"tarball: {archive.write_tar(bundle)}"))
+        if since is not None and until is not None and since >= until:
+            raise UsageError("--since must be before --until")
+
+        async def work(engine: Engine) -> None:
+            await Incident(engine, options, bundle_name(started, args.label), bundles).run()
+
+        summary = execute(settings, args, run_id, lock_name=None, work=work, watch=watch)
+        return finish_bundle(summary, settings.archive.root, bundles[0] if bundles else None, args)
+
+
+def finish_bundle(summary: RunSummary, root: Path, bundle: str | None, args: argparse.Namespace) -> int:
+    """Close the bundle and print its path, only if it was written; returns the exit code.
+
+    The path is the last line of stdout and scripts take it as "here is the bundle", so it is
+    printed only once ``summary.json`` is in place. A bundle that was never created (archive
+    not writable, credentials refused before anything was collected) or whose summary could
+    not be written ends with the reason on stderr and exit 3 (130/143 when interrupted).
+    """
+    code = exit_code(summary)
+    data = summary_dict(summary)
+    data["bundle"] = str(root / bundle) if bundle is not None else None
+    print(render_text(summary))
+    written = False
+    if bundle is not None:
+        archive = Archive(root)
+        try:
+            archive.write_json_atomic(f"{bundle}/summary.json", data)
+            written = True
+        except HarvesterError as exc:
+            reason = f"could not write summary.json: {exc}"
+            print(f"harvester: error: bundle {root / bundle} is incomplete: {reason}", file=sys.stderr)
+        if written:
+            try:  # a finished bundle is a record: no lock file stays behind in it
+                archive.remove_lock_file(f"{bundle}/{LOCK_NAME}")
+            except HarvesterError as exc:
+                log.warning("incident.lock_file_kept", reason=str(exc))
+        if written and args.tar:
+            try:
+                print(f"tarball: {archive.write_tar(bundle)}")
+            except HarvesterError as exc:
+                print(f"harvester: error: --tar: {exc}", file=sys.stderr)
+                code = EXIT_PARTIAL if code == EXIT_OK else code
     if args.summary_json is not None:
         write_record("--summary-json", lambda: write_bytes_atomic(Path(args.summary_json), json_bytes(data)))
-    for line in unreachable_lines(summary):
-        print(line, file=sys.stderr)
-    if summary.fatal:
-        print(f"harvester: error: {summary.fatal}", file=sys.stderr)
-    print(bundle_dir)
-    return exit_code(summary)
+    report_problems(summary)
+    if not written and summary.interrupted_by is None:
+        if bundle is None and summary.fatal is None:
+            print("harvester: error: no bundle was created", file=sys.stderr)
+        return EXIT_NOTHING
+    if bundle is not None and written:
+        print(root / bundle)
+    return code

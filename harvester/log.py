@@ -54,9 +54,47 @@ def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapp
     return event_dict
 
 
-def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
-    """Set up structlog once per process; ``auto`` means console on a terminal, JSON elsewhere."""
-    out = stream if stream is not None else sys.stderr
+LEVELS = ("debug", "info", "warning", "error")
+
+
+def console_level(requested: str, bars: bool) -> str:
+    """The level actually printed: with progress bars on screen, warnings and errors only.
+
+    Per-file info lines would scroll the bars away (and say what the bars already show); what
+    an operator must read (a retry storm, a failed instance) is a warning and still shows,
+    above the bars. ``--no-progress`` or a non-terminal stderr gives every requested line.
+    """
+    if bars and LEVELS.index(requested) < LEVELS.index("warning"):
+        return "warning"
+    return requested
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is *now*, not to the one seen at configure time.
+
+    While rich shows progress bars it swaps ``sys.stderr`` for a proxy that prints above the
+    bars; a logger holding the original stream would draw straight through them.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+def configure(
+    fmt: str = "auto", level: str = "info", stream: TextIO | None = None, *, bars: bool = False
+) -> None:
+    """Set up structlog once per process; ``auto`` means console on a terminal, JSON elsewhere.
+
+    ``bars``: progress bars will be on screen; see :func:`console_level`.
+    """
+    out: Any = stream if stream is not None else _CurrentStderr()
+    level = console_level(level, bars)
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
     renderer: Any

@@ -2,16 +2,22 @@
 
 The engine reports counts through :class:`Progress`; in cron or CI (no terminal) the
 structured logs are the record and a progress bar would only add noise to them.
+
+While bars are on screen, rich redirects ``sys.stderr`` through its console, so the log lines
+that still show (warnings and errors, see :func:`harvester.log.console_level`) are printed
+above the bars instead of tearing them.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Protocol
+from typing import Protocol, TextIO
 
+from rich import filesize
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, TaskID, TextColumn, TransferSpeedColumn
+from rich.progress import BarColumn, ProgressColumn, Task, TaskID, TextColumn, TransferSpeedColumn
 from rich.progress import Progress as RichProgress
+from rich.text import Text
 
 
 class Progress(Protocol):
@@ -45,21 +51,39 @@ class NullProgress:
         pass
 
 
+def count_text(completed: float, total: float | None) -> str:
+    """``3/7`` once the total is known, ``3`` before: a bar never shows a total of ``None``."""
+    done = f"{completed:g}"
+    return done if total is None else f"{done}/{total:g}"
+
+
+class _CountColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(count_text(task.completed, task.total))
+
+
+class _BytesColumn(ProgressColumn):
+    """Bytes so far; the total of a night's downloads is not known in advance, so none is shown."""
+
+    def render(self, task: Task) -> Text:
+        return Text(filesize.decimal(int(task.completed)), style="progress.download")
+
+
 class TerminalProgress:
     """Three rich bars on stderr: collection, files, bytes."""
 
-    def __init__(self) -> None:
-        self._console = Console(file=sys.stderr)
+    def __init__(self, console: Console | None = None) -> None:
+        self._console = console if console is not None else Console(file=sys.stderr)
         self._bar = RichProgress(
             TextColumn("{task.description}"),
             BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
+            _CountColumn(),
             TextColumn("{task.fields[extra]}"),
             console=self._console,
             transient=False,
         )
         self._bytes = RichProgress(
-            TextColumn("downloaded"), DownloadColumn(), TransferSpeedColumn(), console=self._console
+            TextColumn("downloaded"), _BytesColumn(), TransferSpeedColumn(), console=self._console
         )
         self._waiting = 0
         self._failed = 0
@@ -91,6 +115,12 @@ class TerminalProgress:
     def close(self) -> None:
         self._bar.stop()
         self._bytes.stop()
+
+
+def bars_wanted(no_progress: bool, stream: TextIO | None = None) -> bool:
+    """Bars only on a terminal and only if the user did not say ``--no-progress``."""
+    out = stream if stream is not None else sys.stderr
+    return not no_progress and out.isatty()
 
 
 def make_progress(enabled: bool) -> Progress:

@@ -20,7 +20,7 @@ from harvester.harvest import Engine
 from harvester.manifest import INCIDENTS, MANIFEST_NAME, SHA_LIST_NAME, VerifyReport, verify
 from harvester.models import ArchiveKey, Outcome, RunSummary
 from harvester.nightly import Nightly, NightlyOptions
-from harvester.session import FLEET_LOCK, execute, finish, new_run_id, prepare
+from harvester.session import FLEET_LOCK, SignalWatch, execute, finish, new_run_id, owns_process, prepare
 
 __all__ = ["repair_plan", "run_repair"]
 
@@ -58,6 +58,11 @@ def _why_not(shown: str) -> str:
 
 def run_repair(args: argparse.Namespace) -> int:
     """Verify, fetch the damaged keys again, verify again; 0 only if the archive is clean."""
+    with SignalWatch(restore=not owns_process(args)) as watch:
+        return _repair(args, watch)
+
+
+def _repair(args: argparse.Namespace, watch: SignalWatch) -> int:
     settings = prepare(args)
     root = args.root
     if os.path.realpath(root) != os.path.realpath(settings.archive.root):
@@ -77,7 +82,9 @@ def run_repair(args: argparse.Namespace) -> int:
         async def work(engine: Engine) -> None:
             await Nightly(engine, NightlyOptions(repair=keys)).run()
 
-        summary = execute(settings, args, new_run_id(datetime.now(UTC)), lock_name=FLEET_LOCK, work=work)
+        summary = execute(
+            settings, args, new_run_id(datetime.now(UTC)), lock_name=FLEET_LOCK, work=work, watch=watch
+        )
         finish(summary, settings, args, shard=None, root_record=True)
         if summary.fatal is not None:
             return EXIT_NOTHING  # lock held, credentials refused: finish() printed why

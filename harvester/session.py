@@ -9,17 +9,21 @@ run's records (summary, metrics) whatever happened.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import functools
 import json
 import os
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
 
 import anyio
 import structlog
@@ -29,6 +33,7 @@ from harvester import plan
 from harvester.auth import AkSkAuth, Authenticator, PasswordAuth, StaticTokenAuth
 from harvester.config import Settings, apply_emulator, load_config
 from harvester.errors import (
+    EXIT_OK,
     AuthError,
     ConfigError,
     HarvesterError,
@@ -41,7 +46,7 @@ from harvester.manifest import ManifestWriter
 from harvester.metrics import MetricsSnapshot, ProjectCounts, write_metrics
 from harvester.models import Outcome, RunSummary
 from harvester.nightly import Nightly, NightlyOptions
-from harvester.progress import make_progress
+from harvester.progress import bars_wanted, make_progress
 from harvester.report import render_text, summary_dict, unreachable_lines
 from harvester.retry import RetryEvent, RetryPolicy, call_with_retry
 from harvester.storage import Archive, write_bytes_atomic
@@ -60,7 +65,7 @@ def new_run_id(now: datetime) -> str:
 def prepare(args: argparse.Namespace) -> Settings:
     """Load and validate the config, set up logging, and make every secret unloggable."""
     settings = load_config(args.config, os.environ)
-    logsetup.configure(args.log_format, args.log_level)
+    logsetup.configure(args.log_format, args.log_level, bars=bars_wanted(args.no_progress))
     register_secrets(settings)
     return settings
 
@@ -116,7 +121,7 @@ async def open_engine(
     """Start what the config asks for and yield a ready engine; closes all of it afterwards."""
     async with AsyncExitStack() as stack:
         if settings.emulator is not None:
-            settings = await stack.enter_async_context(_embedded_emulator(settings))
+            settings = await stack.enter_async_context(embedded_emulator(settings))
         archive = Archive(settings.archive.root)
         # Ours alone (exit 2 otherwise), checked before anything is written; marked on first use.
         await anyio.to_thread.run_sync(functools.partial(archive.claim, write=not read_only))
@@ -198,7 +203,7 @@ async def resolve_project_ids(settings: Settings, transport: Transport) -> Setti
 
 
 @asynccontextmanager
-async def _embedded_emulator(settings: Settings) -> AsyncIterator[Settings]:
+async def embedded_emulator(settings: Settings) -> AsyncIterator[Settings]:
     """``emulator:`` in the config: the demo harvests from a fake cloud started in-process."""
     from harvester.emulator import Emulator, EmulatorConfig  # noqa: PLC0415 - only when asked for
 
@@ -223,20 +228,114 @@ async def _embedded_emulator(settings: Settings) -> AsyncIterator[Settings]:
         yield resolved
 
 
-async def guarded(summary_of: Callable[[], RunSummary], body: Callable[[], Awaitable[None]]) -> None:
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class SignalWatch:
+    """SIGINT and SIGTERM for one whole command, from loading the config to the last record.
+
+    The first signal stops the work (through the running loop, see :func:`cancelled_by_signals`)
+    and decides the exit code. Any later one, while the run is shutting down or writing its
+    summary and metrics, is noted and otherwise ignored: a second Ctrl-C must not turn a clean
+    stop into a traceback, nor a second SIGTERM into a kill without records. One Python-level
+    handler stays installed the whole time, so there is no moment with the default action
+    (asyncio's own signal handling restores it when a loop lets go of a signal).
+    """
+
+    def __init__(self, *, restore: bool = True) -> None:
+        self.first: int | None = None
+        self.repeated = 0
+        self.logged = 0  # repeats already logged by the loop
+        self._restore = restore
+        self._previous: dict[signal.Signals, Any] = {}
+        self._listener: Callable[[int, bool], None] | None = None
+
+    def __enter__(self) -> SignalWatch:
+        for signum in SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        unlogged = self.repeated - self.logged
+        if unlogged > 0:  # they came after the loop: logging inside a signal handler could deadlock
+            log.warning("harvest.signal_ignored", count=unlogged, reason="already stopping")
+            self.logged = self.repeated
+        for signum, handler in self._previous.items():
+            # When the process is ours (the console script) the command is over: the exit code
+            # is decided and every record written. Ignore signals from here on, at the OS level:
+            # Python resets its own handlers to the default while the interpreter shuts down,
+            # and a late Ctrl-C would then replace the exit code with a kill.
+            signal.signal(signum, handler if self._restore else signal.SIG_IGN)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        first = self.first is None
+        if first:
+            self.first = signum
+        else:
+            self.repeated += 1
+        if self._listener is not None:
+            self._listener(signum, first)
+
+
+def _drain(sock: socket.socket) -> None:
+    try:
+        while sock.recv(512):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
+@asynccontextmanager
+async def cancelled_by_signals(watch: SignalWatch) -> AsyncIterator[anyio.CancelScope]:
+    """A cancel scope that the first signal cancels; later ones are logged as ignored.
+
+    Python runs signal handlers in the main thread only, so a signal that lands on a worker
+    thread while the loop sleeps in ``select`` would wait for the next event: the wakeup fd
+    (registered with the loop) makes it an event at once.
+    """
+    loop = asyncio.get_running_loop()
+    scope = anyio.CancelScope()
+
+    def on_signal(signum: int, first: bool) -> None:  # in the loop, not in the handler
+        name = signal.Signals(signum).name
+        if first:
+            log.warning("harvest.interrupted", signal=name)
+            scope.cancel()
+        else:
+            watch.logged += 1
+            log.warning("harvest.signal_ignored", signal=name, reason="already stopping")
+
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    loop.add_reader(reader.fileno(), _drain, reader)
+
+    def listener(signum: int, first: bool) -> None:  # in the signal handler: hand over, no more
+        loop.call_soon_threadsafe(on_signal, signum, first)
+
+    watch._listener = listener
+    if watch.first is not None:  # it came while the config was loading
+        scope.cancel()
+    try:
+        with scope:
+            yield scope
+    finally:
+        watch._listener = None
+        loop.remove_reader(reader.fileno())
+        signal.set_wakeup_fd(previous_fd)
+        reader.close()
+        writer.close()
+
+
+async def guarded(
+    summary_of: Callable[[], RunSummary], body: Callable[[], Awaitable[None]], watch: SignalWatch
+) -> None:
     """Run ``body`` so that SIGINT/SIGTERM cancel it cleanly and auth failures stop it in one line."""
     usage: HarvesterError | None = None
-    async with anyio.create_task_group() as tg:
-
-        async def watch() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for signum in signals:
-                    summary_of().interrupted_by = int(signum)
-                    log.warning("harvest.interrupted", signal=signal.Signals(signum).name)
-                    tg.cancel_scope.cancel()
-                    return
-
-        tg.start_soon(watch)
+    async with cancelled_by_signals(watch):
         try:
             await body()
         except BaseException as exc:  # task groups wrap failures; find the one to report
@@ -249,7 +348,8 @@ async def guarded(summary_of: Callable[[], RunSummary], body: Callable[[], Await
                 summary_of().fatal = f"authentication refused: {failure}"
             else:
                 summary_of().fatal = str(failure)
-        tg.cancel_scope.cancel()
+    if watch.first is not None:
+        summary_of().interrupted_by = watch.first
     if usage is not None:
         raise usage  # exit 2, reported by cli.main
 
@@ -261,6 +361,7 @@ def execute(
     *,
     lock_name: str | None,
     work: Callable[[Engine], Awaitable[None]],
+    watch: SignalWatch,
 ) -> RunSummary:
     """Open the engine, run ``work`` under signal handling, and return the finished summary."""
     box = {"summary": RunSummary(run_id=run_id, started_at=datetime.now(UTC))}
@@ -278,7 +379,7 @@ def execute(
             await work(engine)
 
     async def main() -> None:
-        await guarded(lambda: box["summary"], body)
+        await guarded(lambda: box["summary"], body, watch)
 
     with structlog.contextvars.bound_contextvars(run_id=run_id):
         anyio.run(main)
@@ -287,33 +388,80 @@ def execute(
     return summary
 
 
+def report_problems(summary: RunSummary) -> None:
+    """One ``harvester: error:`` line on stderr per thing that stopped work, none for a clean run.
+
+    The fatal reason first, then every instance that could not be worked on (an instance the
+    config names that DCS does not know, with the candidates; a project whose listing failed),
+    so cron mail and a terminal both show what to fix without reading JSON logs. Instances
+    deliberately skipped (not RUNNING, engine too old) are in the summary, not here.
+    An unreachable endpoint comes first, as one line per project naming it and the cause.
+    """
+    for line in unreachable_lines(summary):
+        print(line, file=sys.stderr)
+    if summary.fatal:
+        print(f"harvester: error: {summary.fatal}", file=sys.stderr)
+    for problem in summary.instances:
+        # A project whose endpoint could not be reached has its one line above; its instances
+        # failed for that reason and are listed in the summary, not once more here.
+        if not problem.skipped and problem.project not in summary.unreachable:
+            print(
+                f"harvester: error: {problem.project}/{problem.instance}: {problem.reason}", file=sys.stderr
+            )
+
+
+def owns_process(args: argparse.Namespace) -> bool:
+    """Whether this command is the whole process (console script), not a call inside one."""
+    return bool(getattr(args, "owns_process", False))
+
+
 def run_nightly(args: argparse.Namespace) -> int:
-    settings = prepare(args)
-    shard = plan.parse_shard(args.shard) if args.shard else None
-    options = NightlyOptions(
-        dry_run=args.dry_run, include_today=args.include_today, only=tuple(args.instance), shard=shard
-    )
-    run_id = new_run_id(datetime.now(UTC))
-    lock_name = (
-        None if args.dry_run else (FLEET_LOCK if shard is None else f"run-shard-{shard[0]}-of-{shard[1]}")
-    )
-    lines: list[str] = []
+    with SignalWatch(restore=not owns_process(args)) as watch:
+        settings = prepare(args)
+        shard = plan.parse_shard(args.shard) if args.shard else None
+        options = NightlyOptions(
+            dry_run=args.dry_run, include_today=args.include_today, only=tuple(args.instance), shard=shard
+        )
+        run_id = new_run_id(datetime.now(UTC))
+        lock_name = (
+            None if args.dry_run else (FLEET_LOCK if shard is None else f"run-shard-{shard[0]}-of-{shard[1]}")
+        )
+        lines: list[str] = []
 
-    async def work(engine: Engine) -> None:
-        nightly = Nightly(engine, options)
-        await nightly.run()
+        async def work(engine: Engine) -> None:
+            nightly = Nightly(engine, options)
+            await nightly.run()
+            if args.dry_run:
+                lines.extend(dry_run_text(nightly))
+
+        summary = execute(settings, args, run_id, lock_name=lock_name, work=work, watch=watch)
         if args.dry_run:
-            lines.extend(dry_run_text(nightly))
+            return finish_dry_run(summary, lines)
+        return finish(summary, settings, args, shard=args.shard, root_record=True)
 
-    summary = execute(settings, args, run_id, lock_name=lock_name, work=work)
-    if args.dry_run:
-        print("\n".join(lines) if lines else "nothing to do")
-        for line in unreachable_lines(summary):
-            print(line, file=sys.stderr)
-        if summary.fatal:
-            print(f"harvester: error: {summary.fatal}", file=sys.stderr)
-        return exit_code(summary)
-    return finish(summary, settings, args, shard=args.shard, root_record=True)
+
+def finish_dry_run(summary: RunSummary, lines: list[str]) -> int:
+    """Print the plan; "nothing to do" only when the API was asked and everything answered.
+
+    A dry run that could not list instances, was refused, or was interrupted has not found
+    "nothing to do": it says what went wrong on stderr and exits like a run would (1 or 3,
+    130/143), so a dry run in CI cannot pass while the API is unreachable.
+    """
+    code = exit_code(summary)
+    if lines:
+        print("\n".join(lines))
+    elif code == EXIT_OK:
+        print("nothing to do")
+    for problem in summary.instances:
+        if problem.skipped:
+            print(f"skipped {problem.project}/{problem.instance}: {problem.reason}")
+    report_problems(summary)
+    if summary.interrupted_by is not None:
+        print(
+            f"harvester: dry run interrupted by {signal.Signals(summary.interrupted_by).name}",
+            file=sys.stderr,
+        )
+    return code
 
 
 def dry_run_text(nightly: Nightly) -> list[str]:
@@ -344,10 +492,7 @@ def finish(
         write_record("--metrics-file", lambda: write_metrics(Path(metrics_file), snapshot))
     print(render_text(summary))
     print(f"archive: {settings.archive.root}")
-    for line in unreachable_lines(summary):
-        print(line, file=sys.stderr)
-    if summary.fatal:
-        print(f"harvester: error: {summary.fatal}", file=sys.stderr)
+    report_problems(summary)
     return code
 
 
@@ -393,3 +538,33 @@ def run_collect(args: argparse.Namespace, since: datetime | None, until: datetim
     from harvester.incident import run_incident  # noqa: PLC0415
 
     return run_incident(args, since, until)
+
+
+def run_checks(settings: Settings, *, owns_process: bool = False) -> int:
+    """``validate --check``: probe the cloud (or the embedded emulator) and print PASS/FAIL lines."""
+    from harvester import doctor  # noqa: PLC0415 - only for --check
+
+    logsetup.configure("auto", "error")  # the checks print their own lines; logs only for bugs
+    register_secrets(settings)
+    checks: list[doctor.Check] = []
+
+    async def probe() -> None:
+        async with AsyncExitStack() as stack:
+            resolved = settings
+            if settings.emulator is not None:
+                resolved = await stack.enter_async_context(embedded_emulator(settings))
+            checks.extend(await doctor.run_checks(resolved))
+
+    async def main() -> None:
+        async with cancelled_by_signals(watch):
+            await probe()
+
+    with SignalWatch(restore=not owns_process) as watch:
+        anyio.run(main)
+        for check in checks:
+            print(logsetup.scrub(check.line()))
+        if watch.first is not None:
+            print(f"harvester: interrupted by {signal.Signals(watch.first).name}", file=sys.stderr)
+            return 128 + watch.first
+        print(doctor.tally(checks))
+        return doctor.exit_code(checks)

@@ -815,6 +815,19 @@ class Archive:
         finally:
             os.close(fd)  # closing releases the flock
 
+    def remove_lock_file(self, relpath: PurePosixPath | str) -> None:
+        """Delete the lock file of a folder that one process owned from start to end.
+
+        Only for an incident bundle (reserved with :meth:`reserve_folder`, finished): it is a
+        record, not a place anyone writes to again, so it keeps no lock file. Shared folders
+        keep theirs: unlinking a lock file another process holds would break its flock.
+        """
+        path = self._internal_path(relpath, create=False)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot remove {path}: {_reason(exc)}") from exc
+
     def repair_tail(self, relpath: PurePosixPath | str) -> int:
         """Cut a torn last line (a crash mid-append) so the next append starts on a fresh line.
 

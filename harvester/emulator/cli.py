@@ -21,7 +21,11 @@ from .server import Emulator
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="harvester emulate", description="Run the DCS/IAM/OBS emulator.")
+    p = argparse.ArgumentParser(
+        prog="harvester emulate",
+        description="Run the DCS/IAM/OBS emulator.",
+        epilog="exit codes: 0 stopped by SIGINT/SIGTERM, 2 bad arguments or the address cannot be bound",
+    )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     p.add_argument("--port", type=int, default=8555, help="port; 0 picks a free one (default 8555)")
     p.add_argument("--instances", type=int, default=12, help="number of Redis instances")

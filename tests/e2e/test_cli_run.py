@@ -8,8 +8,11 @@ runs both the CLI and the emulator as child processes, like an operator would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -227,6 +230,51 @@ async def test_interrupted_run_reports_unfinished_files_as_cancelled(
     assert totals["cancelled"] >= 1, totals
 
 
+@pytest.mark.parametrize(
+    ("signals", "code"),
+    [
+        ((signal.SIGTERM, signal.SIGTERM), 143),
+        ((signal.SIGINT, signal.SIGINT), 130),
+        ((signal.SIGTERM, signal.SIGINT, signal.SIGTERM, signal.SIGINT), 143),
+    ],
+)
+async def test_repeated_signals_during_shutdown_still_end_with_summary_metrics_and_code(
+    emulator_factory: EmulatorFactory, tmp_path: Path, signals: tuple[signal.Signals, ...], code: int
+) -> None:
+    """More signals while stopping: the first one's exit code, summary and metrics, no traceback."""
+    emu = await emulator_factory(instances=6, seed=42)
+    summary_path = tmp_path / "summary.json"
+    metrics = tmp_path / "metrics.prom"
+    proc = await _start_slow_run(emu, tmp_path, "--summary-json", summary_path, "--metrics-file", metrics)
+    proc.send_signal(signals[0])
+    # Two identical pending signals merge into one: wait until the first one was handled (the
+    # run logs it and starts stopping), then send the next at once, inside the shutdown.
+    assert proc.stderr is not None
+    early: list[bytes] = []
+    while not early or b"harvest.interrupted" not in early[-1]:
+        early.append(await asyncio.wait_for(proc.stderr.readline(), 20))
+        assert early[-1], "the run ended without logging the interruption"
+    proc.send_signal(signals[1])
+    for signum in signals[2:]:  # the rest spread over the shutdown and the writing of the records
+        await asyncio.sleep(0.02)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+    rest = await finish(proc, timeout=20)
+    result = dataclasses.replace(rest, stderr=b"".join(early).decode() + rest.stderr)
+
+    assert result.code == code, (result.code, result.output[-3000:])
+    assert "Traceback" not in result.output
+    assert "KeyboardInterrupt" not in result.output
+    summary = json.loads(summary_path.read_text())
+    assert summary["exit_code"] == code
+    assert summary["interrupted_by_signal"] == signals[0]
+    assert f"exit {code}" in result.stdout
+    assert parse_prometheus(metrics.read_text())["dcs_harvester_last_exit_code"] == {(): code}
+    await _assert_archive_clean(tmp_path / "archive")
+    assert error_lines(result.stderr) == [], "stray output on stderr after an interrupt"
+    assert "harvest.signal_ignored" in result.stderr, "the extra signal was not noticed"
+
+
 # --------------------------------------------------------------------------- bad configs
 
 
@@ -358,6 +406,81 @@ async def test_dry_run_writes_nothing_requests_nothing_and_shows_the_plan(
     for replica in chosen.replicas:
         assert f"emulated/{chosen.name} {replica.ip}: collect query_time=7" in plan
     assert not [name for name in others if name in limited.stdout]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+async def test_dry_run_that_cannot_reach_the_api_fails_and_never_says_nothing_to_do(tmp_path: Path) -> None:
+    """--dry-run against a dead DCS endpoint: exit 3, stderr names endpoint and cause, no "nothing to do"."""
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    info = EmuInfo(dead, f"{dead}/v3", "0" * 32, "AK", "SK", "u", "p", "d")
+    extra = {"limits": {"retry_attempts": 1}}
+
+    result = await _run(info, tmp_path, "--no-progress", "--log-format", "json", "--dry-run", extra=extra)
+
+    assert result.code == 3, result.output
+    assert "nothing to do" not in result.stdout
+    lines = error_lines(result.stderr)
+    assert lines, result.stderr
+    assert all(line.startswith("harvester: error: ") for line in lines)
+    assert any("127.0.0.1" in line and "connection refused" in line for line in lines), lines
+    assert "Traceback" not in result.output
+
+
+async def test_dry_run_with_refused_credentials_fails_and_never_says_nothing_to_do(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    """--dry-run with a wrong secret key: exit 3, 'authentication refused' on stderr, no "nothing to do"."""
+    emu = await emulator_factory(instances=2, seed=8)
+
+    result = await _run(emu, tmp_path, "--no-progress", "--dry-run", secret_key="WRONG" + "0" * 35)
+
+    assert result.code == 3, result.output
+    assert "nothing to do" not in result.stdout
+    assert error_lines(result.stderr)[0].startswith("harvester: error: authentication refused")
+
+
+async def test_dry_run_with_nothing_missing_says_nothing_to_do(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    """A dry run whose only instance is unusable says "nothing to do" and why it skipped it, exit 0."""
+    emu = await emulator_factory(instances=6, seed=8)
+    unusable = [i.name for i in emu.fleet.instances if not i.collectable]
+    assert unusable, "seed 8 should hold an unusable instance"
+
+    result = await _run(emu, tmp_path, "--no-progress", "--dry-run", "--instance", unusable[0])
+
+    assert result.code == 0, result.output
+    assert "nothing to do" in result.stdout
+    assert f"skipped emulated/{unusable[0]}" in result.stdout
+
+
+async def test_configured_instance_unknown_to_dcs_is_an_error_line_with_candidates(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    """A configured name DCS does not know: stderr names it with candidates; it counts as failed."""
+    emu = await emulator_factory(instances=4, seed=42, healthy=True)
+    good = emu.fleet.instances[0].name
+    typo = good[:-1]
+    extra = {"projects": [{**config_data(emu, tmp_path)["projects"][0], "instances": [good, typo]}]}
+
+    result = await _run(emu, tmp_path, "--no-progress", "--log-format", "json", extra=extra)
+
+    assert result.code == 1, result.output
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"harvester: error: emulated/{typo}: ")
+    assert f"did you mean: {good}" in lines[0]
+
+    alone = {"projects": [{**extra["projects"][0], "instances": [typo]}]}
+    nothing = await _run(emu, tmp_path, "--no-progress", "--log-format", "json", extra=alone)
+    assert nothing.code == 3, nothing.output
+    assert f"did you mean: {good}" in error_lines(nothing.stderr)[0]
 
 
 async def test_instance_option_archives_only_that_instance(
