@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from harvester.emulator import Emulator
+from harvester.storage import MARKER_NAME
 from tests.emulator_sigv import EmulatorFactory
 from tests.helpers import Result, config_data, cred_env, error_lines, run_cli, write_config
 
@@ -30,6 +31,7 @@ async def test_bundle_that_cannot_be_created_prints_no_path_and_exits_3(
     emu = await emulator_factory(instances=3, seed=8, healthy=True)
     root = tmp_path / "archive"
     root.mkdir()
+    (root / MARKER_NAME).write_text("")  # a harvester archive, so only the bundle's own folder fails
     (root / "incidents").write_text("not a folder\n")
 
     result = await _collect(emu, tmp_path, "--instance", _good(emu))
