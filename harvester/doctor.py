@@ -28,6 +28,7 @@ from harvester.auth import AkSkAuth, Authenticator, StaticTokenAuth
 from harvester.config import AuthSettings, ProjectSettings, Settings, missing_credentials
 from harvester.dcs import DcsClient, InstanceInfo
 from harvester.errors import ApiError, HarvesterError, TransportError
+from harvester.storage import Archive
 from harvester.transport import Transport
 
 T = TypeVar("T")
@@ -83,6 +84,10 @@ def archive_check(root: Path) -> Check:
     its nearest existing parent must allow creating it.
     """
     name = "archive root writable"
+    try:  # a system folder or somebody else's files: a run would refuse it, so say so here
+        Archive(root).claim(write=False)
+    except HarvesterError as exc:
+        return Check("FAIL", name, str(exc))
     if root.exists():
         if not root.is_dir():
             return Check("FAIL", name, f"{root} exists and is not a folder")

@@ -156,3 +156,14 @@ def test_exit_code_and_tally() -> None:
     assert exit_code(bad) == 1
     assert tally(bad) == "4 checks: 2 passed, 1 failed, 1 skipped"
     assert Check("FAIL", "c", "why").line() == "FAIL  c: why"
+
+
+def test_archive_check_fails_for_a_folder_holding_foreign_files(tmp_path: Path) -> None:
+    """--check says FAIL for a root a run would refuse (somebody else's files), naming the root."""
+    root = tmp_path / "shared"
+    root.mkdir()
+    (root / "notes.txt").write_text("mine\n")
+    check = archive_check(root)
+    assert check.status == "FAIL"
+    assert str(root) in check.detail
+    assert sorted(p.name for p in root.iterdir()) == ["notes.txt"]
