@@ -84,10 +84,6 @@ def archive_check(root: Path) -> Check:
     its nearest existing parent must allow creating it.
     """
     name = "archive root writable"
-    try:  # a system folder or somebody else's files: a run would refuse it, so say so here
-        Archive(root).claim(write=False)
-    except HarvesterError as exc:
-        return Check("FAIL", name, str(exc))
     if root.exists():
         if not root.is_dir():
             return Check("FAIL", name, f"{root} exists and is not a folder")
@@ -108,6 +104,16 @@ def archive_check(root: Path) -> Check:
     except OSError as exc:
         return Check("FAIL", name, f"{root} cannot be created in {parent}: {exc.strerror or exc}")
     return Check("PASS", name, f"{root} does not exist yet; the first run creates it in {parent}")
+
+
+def archive_owner_check(root: Path) -> Check:
+    """The root is one a run accepts: not a system folder, not holding somebody else's files."""
+    name = "archive root is the harvester's"
+    try:
+        Archive(root).claim(write=False)
+    except HarvesterError as exc:
+        return Check("FAIL", name, str(exc))
+    return Check("PASS", name, f"{root} (new, empty, or a harvester archive)")
 
 
 def instances_check(project: ProjectSettings, listed: Sequence[InstanceInfo]) -> Check:
@@ -295,6 +301,7 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks = [credentials_check(settings.auth)]
     credentials_ok = checks[0].status == "PASS"
     checks.append(await anyio.to_thread.run_sync(archive_check, settings.archive.root))
+    checks.append(await anyio.to_thread.run_sync(archive_owner_check, settings.archive.root))
     results: dict[int, list[Check]] = {}
     async with Transport(
         api_connections=4, download_connections=1, connect_timeout=CONNECT_TIMEOUT, read_timeout=CALL_TIMEOUT

@@ -40,9 +40,9 @@ async def test_check_passes_with_the_demo_config_and_creates_nothing(tmp_path: P
     result = await run_cli("validate", "--check", "--config", config, env=env)
 
     assert result.code == 0, result.output
-    assert _verdicts(result.stdout) == ["PASS"] * 5, result.stdout
+    assert _verdicts(result.stdout) == ["PASS"] * 6, result.stdout
     assert "[emulated] instances found: 6 discovered" in result.stdout
-    assert result.stdout.strip().endswith("5 checks: 5 passed")
+    assert result.stdout.strip().endswith("6 checks: 6 passed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config"]
     assert list(folder.iterdir()) == [config]
 

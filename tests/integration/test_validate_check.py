@@ -45,7 +45,7 @@ async def test_everything_passes_against_a_healthy_cloud(
 
     checks = await run_checks(settings)
 
-    assert [c.status for c in checks] == ["PASS"] * 5, checks
+    assert [c.status for c in checks] == ["PASS"] * 6, checks
     found = _by_name(checks)["[emulated] instances found"]
     assert f"{name} -> {emu.fleet.instances[0].instance_id}" in found.detail
     assert exit_code(checks) == 0

@@ -7,7 +7,15 @@ from types import MappingProxyType
 
 from harvester.config import AuthSettings, DiscoverSettings, InstanceRef, ProjectSettings
 from harvester.dcs import InstanceInfo
-from harvester.doctor import Check, archive_check, credentials_check, exit_code, instances_check, tally
+from harvester.doctor import (
+    Check,
+    archive_check,
+    archive_owner_check,
+    credentials_check,
+    exit_code,
+    instances_check,
+    tally,
+)
 from harvester.models import Secret
 
 ID_A = "5560df16-cebf-4473-95c4-d1b573c16e79"
@@ -163,7 +171,8 @@ def test_archive_check_fails_for_a_folder_holding_foreign_files(tmp_path: Path) 
     root = tmp_path / "shared"
     root.mkdir()
     (root / "notes.txt").write_text("mine\n")
-    check = archive_check(root)
+    check = archive_owner_check(root)
     assert check.status == "FAIL"
     assert str(root) in check.detail
     assert sorted(p.name for p in root.iterdir()) == ["notes.txt"]
+    assert archive_owner_check(tmp_path / "new").status == "PASS"
