@@ -52,8 +52,9 @@ VALIDATE_EPILOG = """exit codes:
 
 Plain validate reads the file only and makes no network call. --check also probes, one
 PASS/FAIL line each: credentials present, archive root writable (a probe file is written and
-removed; a missing root is not created), archive root is the harvester's, each endpoint reachable, credentials accepted (list
-instances, limit=1), and configured instances found. Each call is one attempt of at most 15 s."""
+removed; a missing root is not created), archive root is the harvester's, each endpoint
+reachable, credentials accepted (list instances, limit=1), and configured instances found.
+Each call is one attempt of at most 15 s."""
 VERIFY_EPILOG = """exit codes:
   0  every file matches its manifest line (with --repair: everything was repaired)
   1  some file is missing, corrupt, or not in any manifest (each is listed), or not repairable
