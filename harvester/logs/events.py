@@ -26,6 +26,7 @@ ones in :data:`BENIGN` and the lines of a crash report after its ``crash`` event
 # ruff: noqa: E501 - the rule table reads best one rule per line, with its example
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from collections import deque
@@ -57,6 +58,9 @@ STORM_COUNT = 3
 #: accept connections" once per listener; a replica logs two lines per partial resync).
 DEDUPE_WINDOW = timedelta(seconds=2)
 SUMMARY_MAX = 200
+#: Lines a new process writes just before its start line (3.x raises its file limit, 7.x
+#: warns about overcommit) are its own, not a previous process's last words.
+STARTUP_WINDOW = timedelta(seconds=10)
 
 INF, WRN, CRT = Severity.INFO, Severity.WARNING, Severity.CRITICAL
 _PLAIN_WORD = re.compile(r"[\w=<>:/'!-]+")
@@ -131,8 +135,6 @@ RULES: tuple[Rule, ...] = (
     _r("crash", CRT, r"=== ASSERTION FAILED ===", "crashed: assertion failed", "=== ASSERTION FAILED ==="),
     _r("crash", CRT, r"Guru Meditation: (?P<reason>.*)", "crashed: {reason}",
        "Guru Meditation: Redis aborting for OUT OF MEMORY... #server.c:5201 (a panic)"),
-    _r("crash", CRT, r"=== REDIS BUG REPORT START", "crashed (bug report)",
-       "=== REDIS BUG REPORT START: Cut & paste starting from here ==="),
     _r("memory.oom", CRT, r"Out Of Memory allocating (?P<bytes>\d+) bytes", "out of memory allocating {bytes} bytes",
        "Out Of Memory allocating 1048576 bytes!"),
     # --- roles ------------------------------------------------------------------------------
@@ -151,9 +153,6 @@ RULES: tuple[Rule, ...] = (
        "Connecting to MASTER 10.0.0.1:6379 (only when not already a replica)", only_on_change=True),
     _r("role.replica", WRN, r"Reconnecting to MASTER(?: (?P<peer>[^\s.]\S*))?", "replica of {peer}",
        "Reconnecting to MASTER 10.0.0.1:6379 after failure (7.x; only when not already a replica)",
-       only_on_change=True),
-    _r("role.replica", WRN, r"Before turning into a (?:replica|slave)", "turning into a replica",
-       "Before turning into a replica, using my own master parameters to synthesize a cached master: ...",
        only_on_change=True),
     # --- the master link, replica side -----------------------------------------------------
     _r("master_link.lost", WRN, r"Connection with master lost", "lost the link to its master",
@@ -337,7 +336,10 @@ BENIGN: tuple[str, ...] = (
     "Start of election delayed",
     "Setting secondary replication ID",
     "Bio thread for job type",
-    "Redis 1",  # a crash report's version line
+    # A crash report's opening lines: the crash event comes from the line naming the cause.
+    "=== REDIS BUG REPORT START",
+    "------",
+    "!!! Software Failure",
 )
 
 #: Kinds the rules and derivations can produce, for ``--kind`` validation and the README.
@@ -361,7 +363,16 @@ for _rule in RULES:
     for _word in _rule.first_words:
         _BY_WORD[_word] = (*_BY_WORD.get(_word, ()), _rule)
 _WORDS = frozenset(_BY_WORD)
-_DEDUPE = frozenset({"server.ready", "sync.partial", "master_link.lost", "server.shutdown"})
+_DEDUPE = frozenset(
+    {
+        "server.ready",
+        "sync.partial",
+        "master_link.lost",
+        "server.shutdown",
+        "server.shutdown_failed",
+        "replica.lost",
+    }
+)
 _DEDUPE_LONG = {"aof.rewrite_finished": timedelta(seconds=30)}
 _LIFE_END = frozenset({"server.stopped", "crash", "server.load_failed"})
 
@@ -373,11 +384,12 @@ class Interesting:
     """A parser :data:`~harvester.logs.parse.Selector` keeping the lines a rule may want.
 
     Keeps warning lines, lines whose first word starts a rule, and lines where the role
-    letter changes; for a start line it asks for the line before it too (the previous
-    process's last words, for ``server.unclean_restart``). Use one per lane.
+    letter changes. For the lines a starting process writes first (its start line, 3.x's
+    open-files notice, 4.0+'s pre-init ``C`` warnings) it asks for the line before too: the
+    previous process's last words, for ``server.unclean_restart``. Use one per lane.
     """
 
-    _START = (b"oO0OoO0OoO0Oo", b"Server")
+    _START = frozenset({b"oO0OoO0OoO0Oo", b"Server", b"Increased", b"WARNING:"})
 
     def __init__(self) -> None:
         self.letter = 0
@@ -392,13 +404,14 @@ class Interesting:
         if role and role not in (67, self.letter):  # 'C' lines say nothing of the role
             self.letter = role
             code = 1
-        if word in _WORD_BYTES:
-            if word in self._START:
+        if word in self._START:
+            if word in (b"oO0OoO0OoO0Oo", b"Server"):
                 self.letter = role if role != 67 else 0
-                return 2
+            return 2
+        if word in _WORD_BYTES:
             return 1
         if level == 35:  # '#'
-            return 1
+            return 2 if role == 67 else 1
         return code
 
 
@@ -414,7 +427,6 @@ class _Lane:
 
     role: Role = Role.UNKNOWN
     letter: Role | None = None
-    seen: bool = False  # any record since the last start
     down: bool = False  # a shutdown, stop or crash since the last start
     role_before_shutdown: Role = Role.UNKNOWN
     last_time: datetime | None = None
@@ -422,18 +434,23 @@ class _Lane:
     attempt_full: bool = False  # the current sync attempt already reported a full resync
     crashed: set[int] = field(default_factory=set)
     start_pid: int | None = None
-    pid: int | None = None  # the pid of the last main-process (not child) record
-    pid_since: datetime | None = None  # when that pid first wrote
-    before_pid: datetime | None = None  # the last line of the pid before it
+    pid: int | None = None  # the pid of the last record
+    burst_start: datetime | None = None  # a run of that pid's lines without a long gap began
+    before_burst: datetime | None = None  # the last line before that run
     recent: dict[tuple[str, str], datetime] = field(default_factory=dict)
     fulls: deque[datetime] = field(default_factory=deque)
     storm_at: datetime | None = None
+    # A role seen only in the line prefix is held back for DEDUPE_WINDOW: the message that
+    # explains it (MASTER MODE enabled...) often follows a line or two later, and then the
+    # explicit event replaces the guess. Events behind it wait too, to keep time order.
+    held: list[Event] = field(default_factory=list)
+    held_until: datetime | None = None
+    held_role: Role | None = None
 
     def restart(self, pid: int | None) -> None:
         """A new process: forget what the old one was doing, keep the cross-restart memory."""
         self.role = Role.UNKNOWN
         self.letter = None
-        self.seen = False
         self.down = False
         self.role_before_shutdown = Role.UNKNOWN
         self.link_lost_at = None
@@ -441,10 +458,21 @@ class _Lane:
         self.crashed = set()
         self.start_pid = pid
 
-    def last_words(self, pid: int | None) -> datetime | None:
-        """When the previous process last wrote: the pid before ``pid`` if it changed."""
-        if pid is not None and self.pid == pid and self.before_pid is not None:
-            return self.before_pid
+    def previous_process_last(self, record: LogRecord) -> datetime | None:
+        """When the process before the one starting at ``record`` last wrote, if one did.
+
+        A start line from a pid other than the last line's means the new process wrote
+        nothing before it; otherwise the lines just before the start (the same pid, without
+        a long gap) are the new process's own start-up, and the old one's last line is the
+        one before them. (4.0+ writes pre-start warnings as ``C``; pid 1 in a container
+        repeats: only the gap then tells the processes apart.)
+        """
+        if self.last_time is None:
+            return None
+        if record.pid is not None and self.pid is not None and record.pid != self.pid:
+            return self.last_time
+        if self.burst_start is not None and record.time - self.burst_start <= STARTUP_WINDOW:
+            return self.before_burst
         return self.last_time
 
 
@@ -464,7 +492,7 @@ def _match(message: str) -> tuple[Rule, re.Match[str]] | None:
 
 def _summary(rule: Rule, m: re.Match[str], message: str) -> tuple[str, dict[str, str]]:
     details = {k: v for k, v in m.groupdict().items() if v is not None}
-    values = {**{k: "?" for k in m.groupdict()}, **details, "message": message.strip()}
+    values = {**{k: "(unknown)" for k in m.groupdict()}, **details, "message": message.strip()}
     if rule.kind == "client.output_buffer_limit":
         values["addr"] = _client_field(details.get("client", ""), "addr") or "?"
     text = rule.summary.format(**values)
@@ -498,33 +526,77 @@ def extract(records: Iterable[LogRecord]) -> Iterator[Event]:
         lane = lanes.get(record.source.lane)
         if lane is None:
             lane = lanes[record.source.lane] = _Lane()
-        yield from _on_record(lane, record)
+        if lane.held and lane.held_until is not None and record.time > lane.held_until:
+            yield from _release(lane)
+        events = _on_record(lane, record)
+        if lane.held:
+            _explain_held(lane, events)
+            lane.held.extend(events)
+        elif any(e.kind == "role.observed" for e in events):
+            lane.held = events
+            lane.held_until = record.time + DEDUPE_WINDOW
+            lane.held_role = next(e.role for e in events if e.kind == "role.observed")
+        else:
+            yield from events
+    for lane in lanes.values():
+        yield from _release(lane)
 
 
-def _on_record(lane: _Lane, record: LogRecord) -> Iterator[Event]:
+def _explain_held(lane: _Lane, events: list[Event]) -> None:
+    """An explicit role message confirms the held guess: it replaces ``role.observed`` (and a
+    demotion derived from the guess moves after it, where the message put it)."""
+    explicit = next(
+        (e for e in events if e.kind in ("role.master", "role.replica") and e.role == lane.held_role), None
+    )
+    if explicit is None:
+        return
+    demoted = [e for e in lane.held if e.kind == "failover.demoted"]
+    lane.held = [e for e in lane.held if e.kind not in ("role.observed", "failover.demoted")]
+    if demoted and not any(e.kind == "failover.demoted" for e in events):
+        moved = dataclasses.replace(
+            demoted[0], time=explicit.time, line=explicit.line, details=explicit.details
+        )
+        events.insert(events.index(explicit) + 1, moved)
+
+
+def _release(lane: _Lane) -> list[Event]:
+    out, lane.held, lane.held_until, lane.held_role = lane.held, [], None, None
+    return out
+
+
+def _on_record(lane: _Lane, record: LogRecord) -> list[Event]:
     found = _match(record.message)
     if found is None and record.continuation:
         found = _crash_in_continuation(record)
     rule = found[0] if found else None
     letter = _letter_role(record)
     events: list[Event] = []
-    # A role or start message explains the letter it is written with: apply it first.
-    letter_after = rule is not None and rule.kind.startswith(("role.", "server.start"))
-    if not letter_after:
+    kind = rule.kind if rule is not None else ""
+    if kind.startswith("role."):
+        # The message says what the role is; the letter it is written with may be the old
+        # one ("Reconfiguring myself as a replica" is written as M), so it proves nothing.
+        if letter is not None:
+            lane.letter = letter
+    elif kind != "server.start":
         events += _observe_letter(lane, record, letter)
     if rule is not None and found is not None:
         events += _apply(lane, record, rule, found[1])
     elif record.level.name == "WARNING":
         events += _generic_warning(lane, record)
-    if letter_after:
+    if kind == "server.start":  # a new process: its first letter is news
         events += _observe_letter(lane, record, letter)
-    if record.pid is None or record.pid not in lane.crashed:
-        lane.seen = True
-    if record.role != Role.CHILD and record.pid != lane.pid:
-        lane.before_pid = lane.last_time if lane.pid is not None else None
-        lane.pid = record.pid
+    _track_process(lane, record)
+    return events
+
+
+def _track_process(lane: _Lane, record: LogRecord) -> None:
+    """Follow runs of one process's lines (see :meth:`_Lane.previous_process_last`)."""
+    pid_changed = lane.pid is not None and record.pid != lane.pid
+    lane.pid = record.pid
+    if pid_changed or lane.last_time is None or record.time - lane.last_time > STARTUP_WINDOW:
+        lane.before_burst = lane.last_time
+        lane.burst_start = record.time
     lane.last_time = record.time
-    yield from events
 
 
 def _observe_letter(lane: _Lane, record: LogRecord, letter: Role | None) -> list[Event]:
@@ -538,11 +610,34 @@ def _observe_letter(lane: _Lane, record: LogRecord, letter: Role | None) -> list
     out = [_event(record, "role.observed", INF, letter, f"role from the line prefix: {letter.value}")]
     if before == Role.MASTER and letter == Role.REPLICA:
         out.append(_event(record, "failover.demoted", WRN, letter, "was master, now a replica"))
+    if letter == Role.MASTER:
+        out += _promoted(lane, record)
     return out
 
 
+def _promoted(lane: _Lane, record: LogRecord) -> list[Event]:
+    """``failover.promoted`` when the master link was lost shortly before becoming master."""
+    lost = lane.link_lost_at
+    lane.link_lost_at = None
+    if lost is None:
+        return []
+    waited = (record.time - lost).total_seconds()
+    if not 0 <= waited <= FAILOVER_WINDOW.total_seconds():
+        return []
+    return [
+        _event(
+            record,
+            "failover.promoted",
+            CRT,
+            Role.MASTER,
+            f"promoted to master {waited:.1f} s after losing its master link",
+            details={"link_lost_at": iso_utc(lost), "seconds": f"{waited:.3f}"},
+        )
+    ]
+
+
 def _crash_in_continuation(record: LogRecord) -> tuple[Rule, re.Match[str]] | None:
-    """Redis 2.6 wrote its bug-report banner inside a record (after blank lines)."""
+    """A crash line that is not a record of its own (a raw write, a torn prefix)."""
     for line in record.continuation[:8]:
         found = _match(line)
         if found is not None and found[0].kind == "crash":
@@ -586,8 +681,8 @@ def _apply(lane: _Lane, record: LogRecord, rule: Rule, m: re.Match[str]) -> list
     if kind == "server.start":
         if _deduped_start(lane, record):
             return out
-        last = lane.last_words(record.pid)
-        if last is not None and lane.seen and not lane.down:
+        last = lane.previous_process_last(record)
+        if last is not None and not lane.down:
             out.append(
                 _event(
                     record,
@@ -621,20 +716,8 @@ def _apply(lane: _Lane, record: LogRecord, rule: Rule, m: re.Match[str]) -> list
         if kind == "role.replica" and "peer" not in details and "node" not in details:
             summary = "became a replica"
         out.append(_event(record, kind, rule.severity, target, summary, details=details))
-        if target == Role.MASTER and lane.link_lost_at is not None:
-            waited = (now - lane.link_lost_at).total_seconds()
-            if 0 <= waited <= FAILOVER_WINDOW.total_seconds():
-                out.append(
-                    _event(
-                        record,
-                        "failover.promoted",
-                        CRT,
-                        target,
-                        f"promoted to master {waited:.1f} s after losing its master link",
-                        details={"link_lost_at": iso_utc(lane.link_lost_at), "seconds": f"{waited:.3f}"},
-                    )
-                )
-            lane.link_lost_at = None
+        if target == Role.MASTER:
+            out += _promoted(lane, record)
         if target == Role.REPLICA and before == Role.MASTER:
             out.append(
                 _event(record, "failover.demoted", WRN, target, "was master, now a replica", details=details)

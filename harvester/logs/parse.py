@@ -720,13 +720,15 @@ def _grep_fast(
 ) -> Iterator[LogRecord]:
     """Only blocks holding ``literal`` are split; only lines holding it are parsed.
 
-    A hit in a continuation line walks back to its record line (in this block or the last
-    record line of an earlier one); a hit record collects the continuation lines after it,
-    across block boundaries. Lines are counted everywhere, so line numbers stay exact.
+    A hit in a continuation line walks back to its record line, in this block or (through
+    ``carry``: the last record line of earlier blocks and the continuation lines after it)
+    before it; a hit record collects its continuation lines forward, across block
+    boundaries. Lines are counted everywhere, so line numbers stay exact.
     """
     stats = builder.stats
     number = 0  # lines before the current block
-    last_head_line: tuple[bytes, int] | None = None  # last record line of earlier blocks
+    carry: tuple[bytes, int] | None = None  # the last record line of earlier blocks
+    carry_cont: list[bytes] = []  # and the continuation lines after it, up to this block
     pending: _Head | None = None  # a hit record whose continuation may go on
     cont: list[bytes] = []
 
@@ -742,59 +744,52 @@ def _grep_fast(
     for block in blocks:
         count = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
         if pending is None and literal not in block:
-            last_head_line = _last_head_line(block, number, count) or last_head_line
+            carry, carry_cont = _carry(block, number, count, carry, carry_cont)
             number += count
             continue
         lines = block.split(b"\n")
         if lines[-1] == b"":
             lines.pop()
+        n = len(lines)
         i = 0
         if pending is not None:  # its continuation lines open this block
-            while i < len(lines) and _quick_fields(lines[i]) is None:
+            while i < n and _quick_fields(lines[i]) is None:
                 if lines[i].strip():
                     _add_cont(cont, lines[i], stats)
                 i += 1
-            record = emit(pending, cont)
-            pending, cont = None, []
-            if record is not None:
-                yield record
-        if literal in block:
-            n = len(lines)
-            while i < n:
-                line = lines[i]
-                if literal not in line:
-                    i += 1
-                    continue
-                # Find the record this hit belongs to.
-                j = i
-                while j >= 0 and _quick_fields(lines[j]) is None:
-                    j -= 1
-                if j >= 0:
-                    head_line, head_number = lines[j], number + j + 1
-                elif last_head_line is not None:
-                    head_line, head_number = last_head_line
-                else:
-                    head_line, head_number = b"", 0
-                # Its continuation lines, up to the next record line.
-                k = max(j, 0) + (1 if j >= 0 else 0)
-                lines_cont: list[bytes] = []
-                while k < n and _quick_fields(lines[k]) is None:
-                    if lines[k].strip():
-                        _add_cont(lines_cont, lines[k], stats)
-                    k += 1
-                head = _header(_strip_nul(head_line, stats), head_number, clock) if head_line else None
-                if head is None:
-                    stats.unparsed += 1  # a hit in lines that belong to no record
-                elif k >= n:  # may continue in the next block
-                    pending, cont = head, lines_cont
-                else:
-                    record = emit(head, lines_cont)
-                    if record is not None:
-                        yield record
-                i = max(k, i + 1)
-        found = _last_head_line(block, number, count)
-        if found is not None:
-            last_head_line = found
+            if i < n:
+                record = emit(pending, cont)
+                pending, cont = None, []
+                if record is not None:
+                    yield record
+        while pending is None and i < n:
+            if literal not in lines[i]:
+                i += 1
+                continue
+            j = i  # the record this hit belongs to starts at j (or before this block)
+            while j >= 0 and _quick_fields(lines[j]) is None:
+                j -= 1
+            if j >= 0:
+                head_line: tuple[bytes, int] | None = (lines[j], number + j + 1)
+                found: list[bytes] = []
+            else:
+                head_line, found = carry, list(carry_cont)
+            k = j + 1
+            while k < n and _quick_fields(lines[k]) is None:
+                if lines[k].strip():
+                    _add_cont(found, lines[k], stats)
+                k += 1
+            head = _header(_strip_nul(head_line[0], stats), head_line[1], clock) if head_line else None
+            if head is None:
+                stats.unparsed += 1  # a hit in lines that belong to no record
+            elif k >= n:  # may continue in the next block
+                pending, cont = head, found
+            else:
+                record = emit(head, found)
+                if record is not None:
+                    yield record
+            i = max(k, i + 1)
+        carry, carry_cont = _carry(block, number, count, carry, carry_cont)
         number += count
     stats.lines = number
     if pending is not None:
@@ -811,19 +806,28 @@ def _add_cont(cont: list[bytes], line: bytes, stats: FileStats) -> None:
         stats.continuation_dropped += 1
 
 
-def _last_head_line(block: bytes, number: int, count: int) -> tuple[bytes, int] | None:
-    """The last record line of ``block`` and its line number, walking back from the end."""
-    end = len(block)
-    if block.endswith(b"\n"):
-        end -= 1
+def _carry(
+    block: bytes, number: int, count: int, carry: tuple[bytes, int] | None, carry_cont: list[bytes]
+) -> tuple[tuple[bytes, int] | None, list[bytes]]:
+    """The last record line up to the end of ``block`` and the continuation lines after it.
+
+    Walks back from the block's end (usually one line: the last line is a record); a block
+    of continuation lines only extends the carried ones, up to :data:`MAX_CONTINUATION`.
+    """
+    end = len(block) - 1 if block.endswith(b"\n") else len(block)
     index = count
-    while end > 0:
+    tail: list[bytes] = []
+    while end >= 0 and len(tail) <= MAX_CONTINUATION:
         start = block.rfind(b"\n", 0, end) + 1
         line = block[start:end]
         if _quick_fields(line) is not None:
-            return line, number + index
+            tail.reverse()
+            return (line, number + index), tail
+        if line.strip():
+            tail.append(line)
         index -= 1
-        end = start - 1
-        if end < 0:
+        if start == 0:
             break
-    return None
+        end = start - 1
+    tail.reverse()
+    return carry, (carry_cont + tail)[:MAX_CONTINUATION]
