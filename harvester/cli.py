@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--incidents", action="store_true", help="also prune incident bundles")
 
     sub.add_parser("emulate", help="run the DCS/IAM/OBS emulator", add_help=False)
+
+    # Reading the archive offline (issue 11): harvester/logs/cli.py owns these commands.
+    from harvester.logs.cli import add_commands as add_log_commands  # noqa: PLC0415
+
+    add_log_commands(sub, EPILOG)
     return parser
 
 
@@ -140,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return emulate(args_list[1:])
     args = build_parser().parse_args(args_list)
     try:
+        handler = getattr(args, "handler", None)
+        if handler is not None:  # commands that own their module (logs, events)
+            return int(handler(args))
         if args.command == "validate":
             return _validate(args)
         if args.command == "verify":
