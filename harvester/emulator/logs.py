@@ -60,11 +60,14 @@ class LogSpec:
     peer_ip: str = "192.168.0.1"
     version: str = "6.2.6"
     incidents: tuple[Incident, ...] = ()  # the instance-day's incidents (see .incidents.plan_day)
+    started: bool = True  # the process started at midnight: the file opens with the start banner
 
     def etag(self) -> str:
         raw = f"{self.seed}|{self.ip}|{self.day}|{self.size}|{self.full_size}"
         if self.incidents:
             raw += f"|{self.incidents!r}"
+        if not self.started:
+            raw += "|running"
         return '"' + hashlib.md5(raw.encode(), usedforsecurity=False).hexdigest() + '"'
 
     def iter_range(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
@@ -164,7 +167,7 @@ def _render_block(spec: LogSpec, k: int, length: int) -> bytes:
     reserve = sum(len(x) for x in pending)
     while pending and reserve > length // 2:  # a tiny file keeps the start of its incident only
         reserve -= len(pending.pop())
-    banner = _banner_lines(spec) if k == 0 else []
+    banner = _banner_lines(spec) if k == 0 and spec.started else []
     role, peer, window = spec.role, spec.peer_ip, -1
     stream = _events(spec.ip, role, peer, rng)
     rnd = rng.random
@@ -227,19 +230,62 @@ def _banner_lines(spec: LogSpec) -> list[tuple[str, str]]:
 
 
 def _events(ip: str, role: str, peer_ip: str, rng: random.Random) -> Iterator[tuple[str, str]]:
-    """An endless, plausible sequence of Redis log events for one replica in ``role``."""
+    """An endless, plausible sequence of routine Redis log lines for one replica in ``role``.
+
+    Routine means what a healthy replica writes all day: RDB saves and AOF rewrites, now and
+    then a replication blip resumed by a partial resync, rarely a client dropped for its output
+    buffer. Nothing here is an incident: full resyncs, failovers, restarts, fork failures and
+    slow fsyncs come from :mod:`.incidents`, on their seeded days only.
+    """
     me = "1:M" if role == "master" else "1:S"
     while True:
         roll = rng.random()
         child = f"{100 + int(rng.random() * 65000)}:C"
-        if roll < 0.45:
+        if roll < 0.015:
+            offset = rng.randrange(10**6, 10**11)
+            if role != "master":
+                yield me, "# Connection with master lost."
+                yield me, "* Caching the disconnected master state."
+                yield me, f"* Connecting to MASTER {peer_ip}:6379"
+                yield me, "* MASTER <-> REPLICA sync started"
+                yield me, "* Non blocking connect for SYNC fired the event."
+                yield me, "* Master replied to PING, replication can continue..."
+                yield (
+                    me,
+                    f"* Trying a partial resynchronization (request {rng.getrandbits(160):040x}:{offset}).",
+                )
+                yield me, "* Successful partial resynchronization with master."
+                yield me, "* MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization."
+            else:
+                yield me, f"# Connection with replica {peer_ip}:6379 lost."
+                yield me, f"* Replica {peer_ip}:6379 asks for synchronization"
+                yield (
+                    me,
+                    f"* Partial resynchronization request from {peer_ip}:6379 accepted. "
+                    f"Sending {rng.randrange(20_000)} bytes of backlog starting from offset {offset}.",
+                )
+        elif roll < 0.02 and role == "master":
+            cid, omem = rng.randint(1000, 999_999), rng.randint(33_554_432, 67_108_864)
+            app = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randint(2, 250)}"
+            yield (
+                me,
+                (
+                    f"# Client id={cid} addr={app}:{rng.randint(30000, 60000)} laddr={ip}:6379 "
+                    f"fd={rng.randint(8, 900)} name= age={rng.randint(1, 90000)} idle=0 flags=N db=0 "
+                    "sub=1 psub=0 multi=-1 qbuf=0 "
+                    f"qbuf-free=0 argv-mem=0 obl=0 oll={omem // 16384} omem={omem} tot-mem={omem + 22000} "
+                    "events=rw cmd=subscribe user=default redir=-1 "
+                    "scheduled to be closed ASAP for overcoming of output buffer limits."
+                ),
+            )
+        elif roll < 0.65:
             changes, secs = rng.choice(((1, 3600), (100, 300), (10000, 60)))
             yield me, f"* {changes} changes in {secs} seconds. Saving..."
             yield me, f"* Background saving started by pid {child[:-2]}"
             yield child, "* DB saved on disk"
             yield child, f"* Fork CoW for RDB: current {rng.randint(0, 9)} MB, peak {rng.randint(0, 9)} MB"
             yield me, "* Background saving terminated with success"
-        elif roll < 0.65:
+        else:
             yield me, f"* Background append only file rewriting started by pid {child[:-2]}"
             yield child, "* SYNC append only file rewrite performed"
             yield me, "* AOF rewrite child asks to stop sending diffs."
@@ -250,39 +296,3 @@ def _events(ip: str, role: str, peer_ip: str, rng: random.Random) -> Iterator[tu
                 f"(0.{rng.randrange(99):02d} MB)",
             )
             yield me, "* Background AOF rewrite finished successfully"
-        elif roll < 0.85 and role != "master":
-            yield me, f"* Connecting to MASTER {peer_ip}:6379"
-            yield me, "* MASTER <-> REPLICA sync started"
-            yield me, "* Non blocking connect for SYNC fired the event."
-            yield me, "* Master replied to PING, replication can continue..."
-            yield (
-                me,
-                f"* MASTER <-> REPLICA sync: receiving {rng.randrange(9_000_000)} bytes from master to disk",
-            )
-            yield me, "* MASTER <-> REPLICA sync: Flushing old data"
-            yield me, "* MASTER <-> REPLICA sync: Loading DB in memory"
-            yield me, "* MASTER <-> REPLICA sync: Finished with success"
-        elif roll < 0.85:
-            yield me, f"* Replica {peer_ip}:6379 asks for synchronization"
-            yield me, "* Full resync requested by replica; starting BGSAVE for SYNC with target: disk"
-            yield me, f"* Background saving started by pid {child[:-2]}"
-            yield child, "* DB saved on disk"
-            yield me, f"* Synchronization with replica {peer_ip}:6379 succeeded"
-        elif roll < 0.93:
-            yield (
-                me,
-                (
-                    "# WARNING: The TCP backlog setting of 511 cannot be enforced because "
-                    "/proc/sys/net/core/somaxconn is set to the lower value of 128."
-                ),
-            )
-        else:
-            cid = rng.randint(1000, 999_999)
-            yield (
-                me,
-                (
-                    f"# Client id={cid} addr={peer_ip}:{rng.randint(30000, 60000)} "
-                    f"laddr={ip}:6379 fd=12 name= age=0 idle=0 flags=N db=0 cmd=psync "
-                    "closed for overcoming of output buffer limits."
-                ),
-            )

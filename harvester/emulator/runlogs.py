@@ -117,6 +117,7 @@ class RunlogStore:
             peer_ip=peers[0],
             version=redis_version(instance.engine_version),
             incidents=plan_day(self._cfg.seed, instance, day, self._cfg.incident_period),
+            started=day <= instance.created_at.date(),  # else it has been running since before midnight
         )
 
     def collect(self, instance: Instance, replica: Replica, query_time: int) -> list[RunlogItem]:
