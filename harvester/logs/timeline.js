@@ -5,14 +5,15 @@
   // setAttribute only: log text is hostile and is never parsed as HTML.
   const D = JSON.parse(document.getElementById("timeline-data").textContent);
   const SVGNS = "http://www.w3.org/2000/svg";
-  const GUTTER = 260, RIGHT = 16, INST_H = 24, LANE_H = 26, BIN = 7, MIN_SPAN = 100;
+  const GUTTER = 260, RIGHT = 16, INST_H = 24, LANE_H = 30, BIN = 7, MIN_SPAN = 100;
+  const MARK_Y = 13;  // markers sit above the role strip at the bottom of the lane
   const SEV = ["info", "warning", "critical"];
   const ROLE_COLOR = { master: "#3b6fd8", replica: "#2f9e74", down: "#d64545", unknown: "#aab4c0",
     child: "#9b7bd1", sentinel: "#9b7bd1" };
-  const CAT_COLOR = { server: "#475569", start: "#475569", ready: "#475569", shutdown: "#475569",
-    crash: "#b42318", role: "#7c3aed", failover: "#c026d3", link: "#ea580c", sync: "#0891b2",
-    resync: "#0e7490", replica: "#0d9488", bgsave: "#65a30d", aof: "#ca8a04", memory: "#db2777",
-    cluster: "#4f46e5", security: "#dc2626", config: "#78716c", warning: "#d97706" };
+  const CAT_COLOR = { server: "#475569", crash: "#b42318", memory: "#db2777", role: "#7c3aed",
+    failover: "#c026d3", master_link: "#ea580c", sync: "#0891b2", replica: "#0d9488", client: "#be123c",
+    bgsave: "#65a30d", aof: "#ca8a04", disk: "#854d0e", security: "#dc2626", config: "#78716c",
+    cluster: "#4f46e5", warning: "#1e40af" };
   const PALETTE = ["#2563eb", "#9333ea", "#16a34a", "#e11d48", "#0284c7", "#a16207", "#4338ca", "#be185d"];
   const TICKS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5,
     18e5, 36e5, 72e5, 108e5, 216e5, 432e5, 864e5, 1728e5, 6048e5, 12096e5, 2592e6];
@@ -179,9 +180,9 @@
         if (i % 2) bg.appendChild(el("rect", { x: 0, y: r.y, width: W, height: LANE_H, class: "row-alt" }));
         if (r.firstOfShard && l.shard) {
           bg.appendChild(el("line", { x1: 0, x2: W, y1: r.y + 0.5, y2: r.y + 0.5, stroke: "#e3e7ed" }));
-          labels.appendChild(el("text", { x: 22, y: r.y + 17, class: "shard-label" }, l.shard));
+          labels.appendChild(el("text", { x: 22, y: r.y + 18, class: "shard-label" }, l.shard));
         }
-        labels.appendChild(el("text", { x: 118, y: r.y + 17, class: "lane-label", "data-lane": r.lane }, l.label));
+        labels.appendChild(el("text", { x: 118, y: r.y + 18, class: "lane-label", "data-lane": r.lane }, l.label));
       }
     });
     frag.appendChild(bg);
@@ -194,15 +195,22 @@
     let nb = 0;
     lanes.forEach((l, li) => {
       const y = laneY[li];
-      for (const s of laneSpans[li]) {
-        if (s[3] < v0 || s[2] > v1) continue;
+      laneSpans[li].forEach((s, si) => {
+        if (s[3] < v0 || s[2] > v1) return;
         const role = D.roles[s[1]];
         const x0 = Math.max(X(s[2]), GUTTER - 2), x1 = Math.min(X(s[3]), GUTTER + plotW + 2);
         const minW = role === "master" || role === "replica" ? 1 : 3;  // a short outage must stay visible
-        bands.appendChild(el("rect", { x: x0, y: y + 5, width: Math.max(minW, x1 - x0), height: LANE_H - 10,
-          fill: ROLE_COLOR[role] || ROLE_COLOR.unknown, class: "band " + role, "data-role": role }));
+        const fill = ROLE_COLOR[role] || ROLE_COLOR.unknown, w = Math.max(minW, x1 - x0);
+        // A light tint behind the markers, and a solid strip under them that no marker hides.
+        bands.appendChild(el("rect", { x: x0, y: y + 3, width: w, height: LANE_H - 6, fill: fill,
+          class: "band " + role, "data-role": role }));
+        bands.appendChild(el("rect", { x: x0, y: y + LANE_H - 7, width: w, height: 4, fill: fill, class: "strip" }));
         nb++;
-      }
+        if (si > 0 && s[2] >= v0) {  // a role change: a solid edge, visible at any zoom
+          bands.appendChild(el("rect", { x: X(s[2]) - 1, y: y + 3, width: 2, height: LANE_H - 6,
+            fill: fill, class: "band-edge" }));
+        }
+      });
     });
     frag.appendChild(bands);
 
@@ -228,7 +236,7 @@
     });
     bins.forEach((bin, bi) => {
       const e = events[bin.top], multi = bin.idx.length > 1;
-      const m = markerShape(GUTTER + bin.x, laneY[bin.lane] + LANE_H / 2, bin.sev, multi);
+      const m = markerShape(GUTTER + bin.x, laneY[bin.lane] + MARK_Y, bin.sev, multi);
       m.setAttribute("class", "marker " + SEV[bin.sev] + (multi ? " multi" : "") + (bi === state.selected ? " selected" : ""));
       m.setAttribute("fill", catColor(category(D.kinds[e[2]])));
       m.setAttribute("data-b", bi);
@@ -434,7 +442,7 @@
     const roles = hel("div", "group"); roles.appendChild(hel("span", "title", "Role"));
     ["master", "replica", "down", "unknown"].forEach((r) => {
       const it = hel("span", "item"), sw = hel("span", "swatch");
-      sw.style.background = ROLE_COLOR[r]; sw.style.opacity = r === "down" ? ".6" : ".35";
+      sw.style.background = ROLE_COLOR[r] + "40"; sw.style.borderBottom = "4px solid " + ROLE_COLOR[r];
       it.appendChild(sw); it.appendChild(document.createTextNode(r)); roles.appendChild(it);
     });
     const sev = hel("div", "group"); sev.appendChild(hel("span", "title", "Severity"));
