@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     from harvester.logs.cli import add_commands as add_log_commands  # noqa: PLC0415
 
     add_log_commands(sub, EPILOG)
+    from harvester.logs.timeline_cmd import add_command as add_timeline_command  # noqa: PLC0415
+
+    add_timeline_command(sub, EPILOG)
     return parser
 
 
