@@ -373,7 +373,6 @@ _DEDUPE = frozenset(
         "replica.lost",
     }
 )
-_DEDUPE_LONG = {"aof.rewrite_finished": timedelta(seconds=30)}
 _LIFE_END = frozenset({"server.stopped", "crash", "server.load_failed"})
 
 
@@ -432,6 +431,7 @@ class _Lane:
     last_time: datetime | None = None
     link_lost_at: datetime | None = None
     attempt_full: bool = False  # the current sync attempt already reported a full resync
+    aof_done: bool = False  # the current AOF rewrite's end was reported (it has two lines)
     crashed: set[int] = field(default_factory=set)
     start_pid: int | None = None
     pid: int | None = None  # the pid of the last record
@@ -662,9 +662,9 @@ def _role_now(lane: _Lane, record: LogRecord) -> Role:
 
 
 def _deduped(lane: _Lane, kind: str, key: str, now: datetime) -> bool:
-    window = _DEDUPE_LONG.get(kind, DEDUPE_WINDOW if kind in _DEDUPE else None)
-    if window is None:
+    if kind not in _DEDUPE:
         return False
+    window = DEDUPE_WINDOW
     last = lane.recent.get((kind, key))
     lane.recent[(kind, key)] = now
     return last is not None and timedelta(0) <= now - last <= window
@@ -738,6 +738,12 @@ def _apply(lane: _Lane, record: LogRecord, rule: Rule, m: re.Match[str]) -> list
             lane.link_lost_at = now
     elif kind == "sync.started":
         lane.attempt_full = False
+    elif kind == "aof.rewrite_started":
+        lane.aof_done = False
+    elif kind in ("aof.rewrite_finished", "aof.rewrite_failed"):
+        if lane.aof_done:
+            return out
+        lane.aof_done = True
     elif kind == "sync.full":
         if rule.side == "replica":
             if lane.attempt_full and "receiving" in rule.pattern.pattern:

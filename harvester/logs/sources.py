@@ -26,7 +26,7 @@ from pathlib import Path
 
 from harvester.errors import UsageError
 from harvester.logs.model import LogSource
-from harvester.manifest import MANIFEST_NAME, ManifestEntry
+from harvester.manifest import INCIDENTS, MANIFEST_NAME, ManifestEntry
 
 __all__ = ["Discovery", "discover", "source_from_name"]
 
@@ -198,7 +198,11 @@ class _Finder:
             return
         children = sorted(p for p in path.iterdir() if p.is_dir())
         if any(_is_date(c.name) for c in children):
-            self.archive_root(path)
+            self.archive_root(path)  # bundles only when named: they repeat the archive's days
+            return
+        if (path / INCIDENTS).is_dir():
+            self.info.notes.append(f"{path}: no date folders; reading its incident bundles")
+            self.folder(path / INCIDENTS)
             return
         bundles = [c for c in children if (c / MANIFEST_NAME).is_file()]
         if bundles:  # the incidents folder: every bundle in it

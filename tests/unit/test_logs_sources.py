@@ -204,6 +204,7 @@ def test_bundles_and_the_incidents_folder(tmp_path: Path) -> None:
         body=s.V7_AOF,
     )
     assert [x.replica for x in discover([bundle])] == ["10.0.0.1"]
+    assert len(discover([tmp_path])) == 12  # the root reads its date folders, not the bundles
     assert sorted(x.replica for x in discover([tmp_path / "incidents"])) == ["10.0.0.1", "10.0.9.9"]
     info = Discovery()
     both = discover([tmp_path / "2026-11-26", bundle], info=info)
