@@ -19,10 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harvester.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from harvester.logs.model import Event, LogSource, RoleSpan, Severity
+
+if TYPE_CHECKING:  # the parser loads only when a command runs, not when the CLI builds its parser
+    from harvester.logs.parse import ParseStats
 
 __all__ = ["Timeline", "add_command", "build_timeline", "bundle_reading", "run_timeline"]
 
@@ -66,7 +69,7 @@ class Timeline:
 def build_timeline(
     sources: Sequence[LogSource],
     *,
-    stats: Any,
+    stats: ParseStats,
     tz: tzinfo = UTC,
     since: datetime | None = None,
     until: datetime | None = None,
