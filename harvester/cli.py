@@ -64,9 +64,16 @@ PRUNE_EPILOG = """exit codes:
   0  the plan was shown, or (with --yes) carried out
   2  usage error (bad --keep-days, no such folder, not a harvester archive)
   3  the archive could not be changed (lock held by a run after --lock-timeout)"""
-MAIN_EPILOG = """commands: run, collect, validate, verify, prune, emulate; each has its own --help
-with its options and exit codes. In short: 0 ok, 1 partial, 2 usage or config, 3 nothing could
-be done, 130/143 interrupted."""
+READ_EPILOG = """exit codes:
+  0  every source was read (parse warnings, if any, are counted on stderr)
+  1  some file could not be read (each is named on stderr); the rest was shown
+  2  usage error (no such source, a bad filter, time or zone)
+
+Sources: a dated archive root, an incident bundle, or plain Redis log files, in any mix.
+Times are printed in UTC; instance clocks are read as UTC unless --tz says otherwise."""
+MAIN_EPILOG = """commands: run, collect, validate, verify, prune, logs, events, timeline, emulate;
+each has its own --help with its options and exit codes. In short: 0 ok, 1 partial, 2 usage or
+config, 3 nothing could be done, 130/143 interrupted."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -222,6 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the DCS/IAM/OBS emulator (harvester emulate --help for its options)",
         add_help=False,
     )
+
+    # Reading the archive offline (issue 11): harvester/logs/cli.py owns these commands.
+    from harvester.logs.cli import add_commands as add_log_commands  # noqa: PLC0415
+
+    add_log_commands(sub, READ_EPILOG)
+    from harvester.logs.timeline_cmd import add_command as add_timeline_command  # noqa: PLC0415
+
+    add_timeline_command(sub, READ_EPILOG)
     return parser
 
 
@@ -341,6 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # so a late Ctrl-C cannot turn a finished run's exit code into a traceback or a kill.
     args.owns_process = argv is None
     try:
+        handler = getattr(args, "handler", None)
+        if handler is not None:  # commands that own their module (logs, events)
+            return int(handler(args))
         if args.command == "validate":
             return _validate(args)
         if args.command == "verify":

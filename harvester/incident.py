@@ -9,6 +9,7 @@ material never mixes with the complete-day archive.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Sequence
@@ -109,7 +110,59 @@ class Incident:
         self.bundle = await anyio.to_thread.run_sync(self.engine.archive.reserve_folder, self.name)
         self.reserved.append(self.bundle)
         await self.engine.for_each(targets, self._instance, limit=self.engine.instance_parallelism)
+        await self._reading()
         return self.engine.summary
+
+    async def _reading(self) -> None:
+        """``events.jsonl`` and ``timeline.html`` from the bundle's logs, once they are all in.
+
+        Written like the other metadata (atomically, into the bundle's manifest, so into the
+        tarball too). A failure here is reported, never at the cost of the logs already kept.
+        """
+        from harvester.logs.timeline_cmd import bundle_reading  # noqa: PLC0415 - only collect needs it
+
+        engine = self.engine
+        folder = engine.archive.folder(self.bundle)
+        title = f"Incident {PurePosixPath(self.bundle).name}"
+        try:
+            events, page, account = await anyio.to_thread.run_sync(
+                functools.partial(bundle_reading, folder, title=title, generated_at=engine.now())
+            )
+        except Exception as exc:  # any reading bug must leave the collected logs usable
+            engine.instance_failed("", "events.jsonl/timeline.html", f"not written: {exc!r}")
+            return
+        for name, data in (("events.jsonl", events), ("timeline.html", page)):
+            await self._write_bundle_file(PurePosixPath(name), data)
+        log.info("incident.timeline_written", bundle=self.bundle, account=account)
+
+    async def _write_bundle_file(self, relpath: PurePosixPath, data: bytes) -> None:
+        """A file about the whole bundle: in its manifest with no instance fields."""
+        engine = self.engine
+        async with engine.archive.open_part(self.bundle, relpath) as part:
+            await part.write(data)
+            archived = await part.commit()
+        now = engine.now()
+        entry = ManifestEntry(
+            path=archived.relpath,
+            size=archived.size,
+            sha256=archived.sha256,
+            project="",
+            project_id="",
+            region="",
+            instance_id="",
+            instance_name="",
+            group_name="",
+            replication_ip="",
+            replication_id=None,
+            log_id="",
+            log_date=now.date().isoformat(),
+            file_name=relpath.name,
+            downloaded_at=now.isoformat(),
+            link_expires_at="",
+            attempts=1,
+            run_id=engine.summary.run_id,
+        )
+        await engine.manifest.record(self.bundle, entry)
 
     async def _instance(self, target: Target) -> None:
         label = f"{target.instance_name} ({target.instance_id})"

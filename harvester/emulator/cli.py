@@ -14,9 +14,13 @@ import os
 import signal
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
+from .clock import Clock
 from .config import EmulatorConfig
+from .fleet import build_fleet
+from .incidents import fleet_incidents
 from .server import Emulator
 
 
@@ -51,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--healthy", action="store_true", help="every instance RUNNING on Redis >= 4.0")
     p.add_argument("--ready-file", type=Path, help="write endpoints and credentials here (JSON) once bound")
     p.add_argument("--write-config", type=Path, help="write a harvester YAML config targeting the emulator")
+    p.add_argument(
+        "--list-incidents",
+        action="store_true",
+        help="print the incidents the logs of the retained days hold (failovers, resyncs...) and exit",
+    )
     return p
 
 
@@ -129,8 +138,20 @@ async def serve(cfg: EmulatorConfig, ready_file: Path | None, config_file: Path 
     return 0
 
 
+def list_incidents(cfg: EmulatorConfig) -> list[str]:
+    """The incidents of the retained days (today included), oldest first, as the logs will show them."""
+    today = Clock(speed=cfg.clock_speed, offset=cfg.clock_offset, start=cfg.clock_start).today()
+    days = [today - timedelta(days=n) for n in range(cfg.retention_days, -1, -1)]
+    fleet = build_fleet(cfg.fleet_config())
+    running = tuple(i for i in fleet.instances if i.collectable)
+    return fleet_incidents(cfg.seed, running, days, cfg.incident_period)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.list_incidents:
+        print("\n".join(list_incidents(config_from_args(args))) or "no incidents")
+        return 0
     try:
         return asyncio.run(serve(config_from_args(args), args.ready_file, args.write_config))
     except OSError as exc:

@@ -54,6 +54,7 @@ class EmulatorConfig:
     failed_rate: float = 0.02
     collect_delay: float = 1.0
     collect_mode: Literal["hidden", "creating"] = "hidden"
+    incident_period: int = 4  # each instance has one incident day in this many (0: none); see incidents.py
     retention_days: int = 7
     # a less tidy cloud (contract section 8): nothing promises a collection's files appear
     # together, only for the days asked for, or at all

@@ -19,6 +19,7 @@ from .clock import Clock
 from .config import EmulatorConfig
 from .counters import Counters
 from .fleet import Instance, Replica
+from .incidents import plan_day, redis_version
 from .logs import LogSpec
 
 _HOSTILE_NAMES = (
@@ -117,7 +118,6 @@ class RunlogStore:
             size = max(min(full, 512), int(full * fraction))
         group = next(g for g in instance.groups if g.group_name == replica.group_name)
         peers = [r.ip for r in group.replicas if r.ip != replica.ip] or [instance.ip]
-        major = instance.engine_version.split(".")[0]
         return LogSpec(
             seed=self._cfg.seed,
             ip=replica.ip,
@@ -126,7 +126,9 @@ class RunlogStore:
             full_size=full,
             role=replica.role,
             peer_ip=peers[0],
-            version=f"{major}.{'2.6' if major == '6' else '0.14'}",
+            version=redis_version(instance.engine_version),
+            incidents=plan_day(self._cfg.seed, instance, day, self._cfg.incident_period),
+            started=day <= instance.created_at.date(),  # else it has been running since before midnight
         )
 
     def collect(self, instance: Instance, replica: Replica, query_time: int) -> list[RunlogItem]:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
-from harvester.emulator import Emulator
-from harvester.emulator.cli import build_parser, config_from_args, harvester_config, write_atomically
+from harvester.emulator import Emulator, EmulatorConfig, build_fleet
+from harvester.emulator.cli import (
+    build_parser,
+    config_from_args,
+    harvester_config,
+    list_incidents,
+    write_atomically,
+)
 
 
 def test_flags_map_onto_config() -> None:
@@ -45,3 +52,15 @@ def test_written_config_is_valid_yaml(tmp_path: Path) -> None:
     assert data["projects"][0]["endpoints"]["iam"] == "http://127.0.0.1:8555/v3"
     assert "export OS_ACCESS_KEY=EMULATORAK0000000000 OS_SECRET_KEY=" in text
     assert [p.name for p in path.parent.iterdir()] == ["harvester.yaml"]
+
+
+def test_list_incidents_names_each_instance_day_with_an_incident() -> None:
+    """--list-incidents prints two incidents per running instance over the eight retained days."""
+    cfg = EmulatorConfig(seed=42, instances=6, clock_start=datetime(2024, 3, 17, 12, tzinfo=UTC).timestamp())
+    rows = list_incidents(cfg)
+    running = [i.name for i in build_fleet(cfg.fleet_config()).instances if i.collectable]
+    assert sorted({r.split()[2] for r in rows}) == sorted(running)
+    assert len(rows) == 2 * len(running)
+    assert all(r[:10] >= "2024-03-10" for r in rows)
+    assert any(" failover " in r and " -> " in r for r in rows)
+    assert list_incidents(EmulatorConfig(seed=42, instances=6, incident_period=0)) == []

@@ -1,0 +1,833 @@
+"""Redis log lines -> :class:`LogRecord`, one file at a time, streaming.
+
+Every line format Redis has written (newest first)::
+
+    1:M 27 Nov 2026 10:00:00.123 * message      Redis 5+  (pid:role, year, milliseconds)
+    1:S 27 Nov 10:00:00.123 # message           Redis 3.x, 4.x (no year)
+    [1234] 27 Nov 10:00:00.123 * message        Redis 2.6 - 2.8 (and the Windows 3.x port)
+    [1234] 27 Nov 10:00:00 * message            Redis 2.4 and older (no milliseconds)
+    27 Nov 10:00:00 - message                   Redis 1.x (no pid)
+    1:signal-handler (1790000000) message       Redis 3+ signal handlers (unix time)
+    [1234 | signal handler] (1790000000) msg    Redis 2.8 signal handlers
+
+Roles are ``M`` master, ``S`` replica, ``C`` forked child, ``X`` sentinel; levels ``.`` debug,
+``-`` verbose, ``*`` notice, ``#`` warning. A line in none of these forms (the ASCII-art banner,
+a crash report's stack trace and INFO dump) is attached to the record before it as a
+continuation line, or counted as unparsed when no record precedes it in the file.
+
+Why the shape of this module: archives hold gigabytes, so a file is read in large blocks of
+complete lines and nothing proportional to the file is ever kept. A line becomes a
+:class:`LogRecord` (a datetime, a decoded message: the expensive part) only when a caller
+wants it: ``select`` looks at the raw bytes first, ``grep`` with a literal skips whole blocks
+that cannot match with one ``bytes in`` test. Whatever is odd about a file (undecodable
+bytes, NULs, lines of several megabytes, a clock that steps back, a torn last line) is
+counted in :class:`FileStats`, never raised and never dropped silently.
+"""
+
+from __future__ import annotations
+
+import calendar
+import gzip
+import importlib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import IO, Any
+
+from harvester.logs.model import Level, LogRecord, LogSource, Role
+
+__all__ = [
+    "BLOCK_SIZE",
+    "MAX_LINE",
+    "FileStats",
+    "ParseStats",
+    "Selector",
+    "literal_of",
+    "read_records",
+]
+
+#: Bytes read at a time. Callers merging many files lower it so memory stays bounded.
+BLOCK_SIZE = 1 << 20
+#: A line longer than this is cut here (and counted): memory stays bounded whatever the file.
+MAX_LINE = 64 * 1024
+#: Continuation lines kept per record (a crash report is a few hundred); the rest are counted.
+MAX_CONTINUATION = 2000
+#: A step back larger than this counts as a clock step (smaller ones are child/parent jitter).
+CLOCK_STEP_MS = 1000
+
+_MONTHS = {
+    m.encode(): i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+_LEVELS = {ord("."): Level.DEBUG, ord("-"): Level.VERBOSE, ord("*"): Level.NOTICE, ord("#"): Level.WARNING}
+_ROLES = {ord("M"): Role.MASTER, ord("S"): Role.REPLICA, ord("C"): Role.CHILD, ord("X"): Role.SENTINEL}
+_DIGITS = frozenset(b"0123456789")
+
+# One regex per shape, tried by the line's first byte. The groups that differ are read by
+# position in _header(); the message starts at m.end().
+_TIME = rb"(\d\d) ([A-Z][a-z]{2}) (?:(\d{4}) )?(\d\d:\d\d:\d\d)(?:\.(\d{1,6}))? ([.\-*#])(?: |$)"
+_RE_MODERN = re.compile(rb"(\d{1,10}):([MSCX]) " + _TIME)  # Redis 3+
+_RE_BRACKET = re.compile(rb"\[(\d{1,10})\] " + _TIME)  # Redis 2.x
+_RE_BARE = re.compile(_TIME)  # Redis 1.x
+_RE_SIGNAL = re.compile(rb"(?:(\d{1,10}):signal-handler|\[(\d{1,10}) \| signal handler\]) \((\d{1,12})\) ?")
+
+#: ``select(line, message_start, level_byte, role_byte)``: whether a record line is worth a
+#: :class:`LogRecord`. 0 skips it, 1 keeps it, 2 keeps it *and* the record line before it
+#: (the event rules want the last line a process wrote before a restart). ``role_byte`` is 0
+#: for formats without a role letter.
+Selector = Callable[[bytes, int, int, int], int]
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@dataclass(slots=True)
+class FileStats:
+    """What reading one file met. Counts of lines unless the name says otherwise."""
+
+    path: str
+    bytes: int = 0
+    lines: int = 0
+    records: int = 0  # records handed to the caller
+    unparsed: int = 0  # lines that belong to no record (before the file's first record)
+    continuation: int = 0  # lines attached to the record before them
+    continuation_dropped: int = 0  # continuation lines beyond MAX_CONTINUATION
+    blank: int = 0
+    non_utf8: int = 0  # lines whose bytes are not UTF-8 (shown with U+FFFD)
+    nul: int = 0  # lines that held NUL bytes (removed), as a crash leaves in a file
+    long_lines: int = 0  # lines cut at MAX_LINE
+    out_of_order: int = 0  # records earlier than one before them in the file
+    clock_steps: int = 0  # times the clock went back by more than CLOCK_STEP_MS
+    truncated_last_line: bool = False  # the file does not end with a newline
+    empty: bool = False
+    skipped: str = ""  # why the file was not read at all (binary, unreadable)
+    only_matching: bool = False  # the grep fast path parsed only lines holding the literal
+
+    def warnings(self) -> list[str]:
+        """One short phrase per problem, for the end-of-run report."""
+        out: list[str] = []
+        if self.skipped:
+            out.append(f"not read: {self.skipped}")
+        if self.empty:
+            out.append("empty file")
+        for count, what in (
+            (self.unparsed, "line(s) in no known format before the first record"),
+            (self.non_utf8, "line(s) not UTF-8 (shown with U+FFFD)"),
+            (self.nul, "line(s) with NUL bytes (removed)"),
+            (self.long_lines, f"line(s) longer than {MAX_LINE // 1024} KiB (cut)"),
+            (self.continuation_dropped, f"continuation line(s) beyond {MAX_CONTINUATION} per record"),
+            (self.out_of_order, "record(s) earlier than a record before them (kept in file order)"),
+        ):
+            if count:
+                out.append(f"{count} {what}")
+        if self.clock_steps:
+            out.append(f"clock stepped back {self.clock_steps} time(s)")
+        if self.truncated_last_line:
+            out.append("last line has no newline (truncated?)")
+        return out
+
+
+@dataclass(slots=True)
+class ParseStats:
+    """Every file's :class:`FileStats`, in the order the files were opened."""
+
+    files: list[FileStats] = field(default_factory=list)
+
+    def new_file(self, path: str) -> FileStats:
+        stats = FileStats(path)
+        self.files.append(stats)
+        return stats
+
+    def total(self, name: str) -> int:
+        return sum(int(getattr(f, name)) for f in self.files)
+
+    @property
+    def problem_files(self) -> list[FileStats]:
+        return [f for f in self.files if f.warnings()]
+
+    @property
+    def skipped_files(self) -> list[FileStats]:
+        return [f for f in self.files if f.skipped]
+
+    def report(self, limit: int = 20) -> list[str]:
+        """Human lines for stderr: a total, then each file with a problem (at most ``limit``)."""
+        lines = [
+            f"read {len(self.files)} file(s), {self.total('bytes')} bytes, {self.total('lines')} lines, "
+            f"{self.total('records')} records"
+        ]
+        if any(f.only_matching for f in self.files):
+            lines.append(
+                "note: --grep fast path: only lines holding the pattern's literal were parsed, so the "
+                "counts below cover those lines"
+            )
+        problems = self.problem_files
+        for f in problems[:limit]:
+            lines.append(f"warning: {f.path}: " + "; ".join(f.warnings()))
+        if len(problems) > limit:
+            lines.append(f"warning: ... and {len(problems) - limit} more file(s) with warnings")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        keys = (
+            "bytes",
+            "lines",
+            "records",
+            "unparsed",
+            "continuation",
+            "continuation_dropped",
+            "blank",
+            "non_utf8",
+            "nul",
+            "long_lines",
+            "out_of_order",
+            "clock_steps",
+        )
+        return {
+            "files": len(self.files),
+            **{k: self.total(k) for k in keys},
+            "empty_files": sum(f.empty for f in self.files),
+            "truncated_last_lines": sum(f.truncated_last_line for f in self.files),
+            "skipped_files": {f.path: f.skipped for f in self.files if f.skipped},
+        }
+
+
+# --------------------------------------------------------------------------- literals
+
+
+def literal_of(pattern: str) -> bytes | None:
+    """The longest run of text every match of ``pattern`` must contain, or None.
+
+    Only top-level literal characters count (no alternation, no optional parts), so a line
+    without the literal can never match: skipping it is exact, not a heuristic. Case-
+    insensitive or otherwise flagged patterns get no literal.
+    """
+    try:
+        parser: Any = importlib.import_module("re._parser")
+        parsed = parser.parse(pattern)
+    except (ImportError, re.error, AttributeError):  # pragma: no cover - other Pythons
+        return None
+    if parsed.state.flags & (re.IGNORECASE | re.VERBOSE):
+        return None
+    literal_op = parser.LITERAL
+    best: list[int] = []
+    run: list[int] = []
+    for op, av in parsed.data:
+        if op == literal_op:
+            run.append(av)
+            continue
+        best = max(best, run, key=len)
+        run = []
+    best = max(best, run, key=len)
+    if not best:
+        return None
+    text = "".join(map(chr, best))
+    if "\n" in text:
+        return None
+    return text.encode("utf-8")
+
+
+# --------------------------------------------------------------------------- clock
+
+
+class _Clock:
+    """Turns a line's date and time into UTC milliseconds, caching per distinct second.
+
+    Times are the instance's clock read in ``tz``. A year missing from the line comes from
+    the file's day (the nearest year to it, so a log crossing New Year lands on both sides
+    correctly); without a day, from ``fallback_year`` moving forward when the months wrap.
+    """
+
+    def __init__(self, tz: tzinfo, day: date | None, fallback_year: int) -> None:
+        self.tz = tz
+        self.day = day
+        self.year = fallback_year
+        self.last_month = 0
+        self.cache: dict[bytes, int] = {}
+
+    def seconds(self, key: bytes) -> int | None:
+        """UTC seconds for ``DD Mon [YYYY] HH:MM:SS`` (``key``), or None if no such date."""
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        parts = key.split(b" ")
+        month = _MONTHS.get(parts[1])
+        if month is None:
+            return None
+        try:
+            day = int(parts[0])
+            hh, mm, ss = (int(x) for x in parts[-1].split(b":"))
+            year = int(parts[2]) if len(parts) == 4 else self._year(month, day)
+            if year is None:
+                return None
+            if self.tz is UTC:
+                value = calendar.timegm((year, month, day, hh, mm, ss, 0, 0, 0))
+                datetime(year, month, day, hh, mm, ss)  # validates (calendar.timegm does not)
+            else:
+                value = int(datetime(year, month, day, hh, mm, ss, tzinfo=self.tz).timestamp())
+        except ValueError:
+            return None
+        if len(self.cache) > 65536:
+            self.cache.clear()
+        self.cache[key] = value
+        return value
+
+    def _year(self, month: int, day: int) -> int | None:
+        if self.day is not None:
+            best: tuple[int, int] | None = None
+            for year in (self.day.year - 1, self.day.year, self.day.year + 1):
+                try:
+                    distance = abs((date(year, month, day) - self.day).days)
+                except ValueError:  # 29 Feb in a common year
+                    continue
+                if best is None or distance < best[0]:
+                    best = (distance, year)
+            return best[1] if best else None
+        if self.last_month and month < self.last_month - 6:  # Dec -> Jan: a new year
+            self.year += 1
+            self.cache.clear()
+        self.last_month = month
+        return self.year
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _to_datetime(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+# --------------------------------------------------------------------------- header parsing
+
+
+@dataclass(slots=True)
+class _Head:
+    """A record line's parsed header; the message is decoded only when the record is built."""
+
+    line: bytes
+    number: int
+    ms: int
+    level: Level
+    role: Role
+    pid: int | None
+    start: int  # where the message starts in ``line``
+    from_day: bool
+
+
+def _frac_ms(frac: bytes | None) -> int:
+    if not frac:
+        return 0
+    return int((frac + b"000")[:3])
+
+
+def _header(line: bytes, number: int, clock: _Clock) -> _Head | None:
+    """Parse a record line's header, or None when the line is not a record line."""
+    first = line[0] if line else 0
+    if first in _DIGITS:
+        m = _RE_MODERN.match(line)
+        if m is not None:
+            pid, role, off = int(m.group(1)), _ROLES[line[m.start(2)]], 2
+        else:
+            s = _RE_SIGNAL.match(line)
+            if s is not None:
+                return _signal_head(line, number, s)
+            m = _RE_BARE.match(line)
+            if m is None:
+                return None
+            pid, role, off = None, Role.UNKNOWN, 0
+    elif first == ord("["):
+        m = _RE_BRACKET.match(line)
+        if m is None:
+            s = _RE_SIGNAL.match(line)
+            return _signal_head(line, number, s) if s is not None else None
+        pid, role, off = int(m.group(1)), Role.UNKNOWN, 1
+    else:
+        return None
+    seconds = clock.seconds(line[m.start(off + 1) : m.end(off + 4)])
+    if seconds is None:
+        return None
+    return _Head(
+        line,
+        number,
+        seconds * 1000 + _frac_ms(m.group(off + 5)),
+        _LEVELS[line[m.start(off + 6)]],
+        role,
+        pid,
+        m.end(),
+        m.group(off + 3) is None,
+    )
+
+
+def _signal_head(line: bytes, number: int, m: re.Match[bytes]) -> _Head:
+    """Signal handlers write unix time (absolute, no zone to apply) and no level: a warning."""
+    pid = int(m.group(1) or m.group(2))
+    return _Head(line, number, int(m.group(3)) * 1000, Level.WARNING, Role.UNKNOWN, pid, m.end(), False)
+
+
+def _quick_fields(line: bytes) -> tuple[int, int, int] | None:
+    """(message start, level byte, role byte) of a record line without parsing its time."""
+    first = line[0] if line else 0
+    if first in _DIGITS:
+        m = _RE_MODERN.match(line)
+        if m is not None:
+            return m.end(), _level_byte(line, m.end()), line[m.start(2)]
+        s = _RE_SIGNAL.match(line)
+        if s is not None:
+            return s.end(), ord("#"), 0
+        m = _RE_BARE.match(line)
+    elif first == ord("["):
+        m = _RE_BRACKET.match(line)
+        if m is None:
+            s = _RE_SIGNAL.match(line)
+            return (s.end(), ord("#"), 0) if s is not None else None
+    else:
+        return None
+    if m is None:
+        return None
+    return m.end(), _level_byte(line, m.end()), 0
+
+
+def _level_byte(line: bytes, end: int) -> int:
+    """The level character ends the header, before the space (absent at the end of a line)."""
+    return line[end - 2] if line[end - 1] == 32 else line[end - 1]
+
+
+# --------------------------------------------------------------------------- reading blocks
+
+
+def _open(path: Path, stats: FileStats) -> IO[bytes] | None:
+    """Open for binary reading, transparently gunzipping; None (and counted) if unusable."""
+    try:
+        raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        stats.skipped = f"cannot open: {exc.strerror or exc}"
+        return None
+    try:
+        head = raw.read(8192)
+        raw.seek(0)
+    except OSError as exc:
+        raw.close()
+        stats.skipped = f"cannot read: {exc.strerror or exc}"
+        return None
+    if head[:2] == b"\x1f\x8b":
+        raw.close()
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if _looks_binary(head):
+        raw.close()
+        stats.skipped = "binary content (NUL bytes and no text at its start), not a Redis log"
+        return None
+    return raw
+
+
+def _looks_binary(head: bytes) -> bool:
+    """NULs plus little text: an RDB file or an image, not a log with a crash-torn stretch."""
+    if b"\x00" not in head:
+        return False
+    text = head.replace(b"\x00", b"")
+    if not text or b"\n" not in text:
+        return True
+    printable = sum(1 for b in text if b >= 32 or b in (9, 10, 13))
+    return printable < 0.9 * len(text)
+
+
+def _blocks(fh: IO[bytes], stats: FileStats, block_size: int) -> Iterator[bytes]:
+    """Blocks of complete lines (the last block may lack its final newline).
+
+    A line longer than :data:`MAX_LINE` that does not fit in the buffer is cut there and the
+    rest of it skipped, so memory stays at most one block plus one line whatever the file.
+    """
+    carry = b""
+    skipping = False  # inside the unread tail of a cut line
+    read = fh.read
+    while True:
+        try:
+            chunk = read(block_size)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            stats.skipped = stats.skipped or f"read error after {stats.bytes} bytes: {exc}"
+            chunk = b""
+        if not chunk:
+            break
+        stats.bytes += len(chunk)
+        if skipping:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                continue
+            chunk = chunk[nl + 1 :]
+            skipping = False
+        data = carry + chunk if carry else chunk
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            if len(data) > MAX_LINE:
+                stats.long_lines += 1
+                yield data[:MAX_LINE] + b"\n"
+                carry, skipping = b"", True
+            else:
+                carry = data
+            continue
+        carry = data[end:]
+        if len(carry) > MAX_LINE:
+            stats.long_lines += 1
+            yield data[:end] + carry[:MAX_LINE] + b"\n"
+            carry, skipping = b"", True
+            continue
+        yield data[:end]
+    if carry:
+        stats.truncated_last_line = True
+        yield carry
+
+
+# --------------------------------------------------------------------------- records
+
+
+class _Builder:
+    """Turns headers plus continuation lines into LogRecords, tracking order and warnings."""
+
+    def __init__(
+        self, source: LogSource, stats: FileStats, since_ms: int | None, until_ms: int | None
+    ) -> None:
+        self.source = source
+        self.stats = stats
+        self.since_ms = since_ms
+        self.until_ms = until_ms
+        self.max_ms: int | None = None
+        self.last_ms: int | None = None
+
+    def decode(self, raw: bytes) -> str:
+        if len(raw) > MAX_LINE:
+            self.stats.long_lines += 1
+            raw = raw[:MAX_LINE]
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if b"\x00" in raw:
+            self.stats.nul += 1
+            raw = raw.replace(b"\x00", b"")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.stats.non_utf8 += 1
+            return raw.decode("utf-8", errors="replace")
+
+    def build(self, head: _Head, continuation: list[bytes]) -> LogRecord | None:
+        """The record, or None when it falls outside the time window."""
+        ms = head.ms
+        out_of_order = False
+        if self.last_ms is not None and ms < self.last_ms and self.last_ms - ms > CLOCK_STEP_MS:
+            self.stats.clock_steps += 1
+        if self.max_ms is not None and ms < self.max_ms:
+            out_of_order = True
+            self.stats.out_of_order += 1
+        else:
+            self.max_ms = ms
+        self.last_ms = ms
+        if (self.since_ms is not None and ms < self.since_ms) or (
+            self.until_ms is not None and ms >= self.until_ms
+        ):
+            return None
+        self.stats.records += 1
+        return LogRecord(
+            time=_to_datetime(ms),
+            level=head.level,
+            role=head.role,
+            pid=head.pid,
+            message=self.decode(head.line[head.start :]),
+            source=self.source,
+            line=head.number,
+            continuation=tuple(self.decode(c) for c in continuation),
+            out_of_order=out_of_order,
+            time_from_day=head.from_day,
+        )
+
+
+def _strip_nul(line: bytes, stats: FileStats) -> bytes:
+    """A crash can leave NULs where a line should start; the record behind them still counts."""
+    if line[:1] == b"\x00":
+        stripped = line.lstrip(b"\x00")
+        if stripped is not line:
+            stats.nul += 1
+        return stripped
+    return line
+
+
+def _fallback_year(path: Path) -> int:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC).year
+    except OSError:
+        return datetime.now(UTC).year
+
+
+def read_records(
+    source: LogSource,
+    *,
+    stats: ParseStats | FileStats,
+    tz: tzinfo = UTC,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_level: Level = Level.DEBUG,
+    grep: re.Pattern[str] | None = None,
+    select: Selector | None = None,
+    block_size: int = BLOCK_SIZE,
+) -> Iterator[LogRecord]:
+    """Yield the records of one file in file order (``out_of_order`` marks any step back).
+
+    ``since``/``until`` (UTC, ``until`` exclusive), ``min_level`` and ``grep`` (a regex
+    searched in the record's first line and its continuation lines) filter; ``select`` sees
+    each record line's raw bytes before any decoding (see :data:`Selector`). With ``grep``
+    holding a literal (:func:`literal_of`), blocks without it are only counted, not parsed.
+    """
+    file_stats = stats.new_file(source.path) if isinstance(stats, ParseStats) else stats
+    path = Path(source.path)
+    fh = _open(path, file_stats)
+    if fh is None:
+        return
+    with fh:
+        clock = _Clock(tz, source.day, _fallback_year(path))
+        builder = _Builder(
+            source,
+            file_stats,
+            None if since is None else int(since.timestamp() * 1000),
+            None if until is None else int(until.timestamp() * 1000),
+        )
+        blocks = _blocks(fh, file_stats, block_size)
+        literal = literal_of(grep.pattern) if grep is not None else None
+        if literal is not None and select is None and grep is not None:
+            file_stats.only_matching = True
+            yield from _grep_fast(
+                blocks, clock=clock, builder=builder, grep=grep, literal=literal, min_level=min_level
+            )
+        else:
+            yield from _read_all(
+                blocks, clock=clock, builder=builder, grep=grep, select=select, min_level=min_level
+            )
+        if file_stats.bytes == 0 and not file_stats.skipped:
+            file_stats.empty = True
+
+
+def _read_all(
+    blocks: Iterator[bytes],
+    *,
+    clock: _Clock,
+    builder: _Builder,
+    grep: re.Pattern[str] | None,
+    select: Selector | None,
+    min_level: Level,
+) -> Iterator[LogRecord]:
+    """Every line: headers parsed, records built for the lines the filters keep."""
+    stats = builder.stats
+    number = 0
+    pending: _Head | None = None  # the record being assembled (None: none, or not wanted)
+    cont: list[bytes] = []
+    seen_record = False
+    prev_raw: tuple[bytes, int] | None = None  # last record line not kept (select code 2)
+    last_raw: tuple[bytes, int, bool] | None = None  # last record line, and whether kept
+    check_level = min_level > Level.DEBUG
+
+    def finish(head: _Head, lines: list[bytes]) -> LogRecord | None:
+        record = builder.build(head, lines)
+        if record is not None and grep is not None and not _record_matches(record, grep):
+            stats.records -= 1
+            return None
+        return record
+
+    for block in blocks:
+        lines = block.split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        for raw in lines:
+            number += 1
+            line = _strip_nul(raw, stats) if raw[:1] == b"\x00" else raw
+            before: tuple[bytes, int] | None = None
+            if select is None and not check_level:
+                head = _header(line, number, clock)
+                is_record = head is not None
+            else:
+                quick = _quick_fields(line)
+                is_record = quick is not None
+                head = None
+                if quick is not None:
+                    start, level_byte, role_byte = quick
+                    code = 1
+                    if check_level and _LEVELS.get(level_byte, Level.DEBUG) < min_level:
+                        code = 0
+                    elif select is not None:
+                        code = select(line, start, level_byte, role_byte)
+                    if code:
+                        head = _header(line, number, clock)
+                        if head is None:  # a date that does not exist: not a record after all
+                            is_record = False
+                        elif code == 2:
+                            before = prev_raw
+                    if is_record:
+                        last_raw = (line, number, head is not None)
+                        prev_raw = None if head is not None else (line, number)
+            if is_record:
+                seen_record = True
+                if pending is not None:
+                    record = finish(pending, cont)
+                    if record is not None:
+                        yield record
+                if before is not None:
+                    earlier = _header(before[0], before[1], clock)
+                    if earlier is not None:
+                        record = finish(earlier, [])
+                        if record is not None:
+                            yield record
+                pending = head
+                cont = []
+                continue
+            if not line.strip():
+                stats.blank += 1
+                continue
+            if not seen_record:
+                stats.unparsed += 1
+                continue
+            stats.continuation += 1
+            if pending is not None:
+                if len(cont) < MAX_CONTINUATION:
+                    cont.append(line)
+                else:
+                    stats.continuation_dropped += 1
+    stats.lines = number
+    if pending is not None:
+        record = finish(pending, cont)
+        if record is not None:
+            yield record
+    elif select is not None and last_raw is not None and not last_raw[2]:
+        # The file's last record line, for rules that need to know when a process went quiet.
+        head = _header(last_raw[0], last_raw[1], clock)
+        if head is not None:
+            record = finish(head, [])
+            if record is not None:
+                yield record
+
+
+def _record_matches(record: LogRecord, grep: re.Pattern[str]) -> bool:
+    if grep.search(record.message):
+        return True
+    return any(grep.search(c) for c in record.continuation)
+
+
+def _grep_fast(
+    blocks: Iterator[bytes],
+    *,
+    clock: _Clock,
+    builder: _Builder,
+    grep: re.Pattern[str],
+    literal: bytes,
+    min_level: Level,
+) -> Iterator[LogRecord]:
+    """Only blocks holding ``literal`` are split; only lines holding it are parsed.
+
+    A hit in a continuation line walks back to its record line, in this block or (through
+    ``carry``: the last record line of earlier blocks and the continuation lines after it)
+    before it; a hit record collects its continuation lines forward, across block
+    boundaries. Lines are counted everywhere, so line numbers stay exact.
+    """
+    stats = builder.stats
+    number = 0  # lines before the current block
+    carry: tuple[bytes, int] | None = None  # the last record line of earlier blocks
+    carry_cont: list[bytes] = []  # and the continuation lines after it, up to this block
+    pending: _Head | None = None  # a hit record whose continuation may go on
+    cont: list[bytes] = []
+
+    def emit(head: _Head, lines: list[bytes]) -> LogRecord | None:
+        if head.level < min_level:
+            return None
+        record = builder.build(head, lines)
+        if record is not None and not _record_matches(record, grep):
+            stats.records -= 1
+            return None
+        return record
+
+    for block in blocks:
+        count = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+        if pending is None and literal not in block:
+            carry, carry_cont = _carry(block, number, count, carry, carry_cont)
+            number += count
+            continue
+        lines = block.split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        n = len(lines)
+        i = 0
+        if pending is not None:  # its continuation lines open this block
+            while i < n and _quick_fields(lines[i]) is None:
+                if lines[i].strip():
+                    _add_cont(cont, lines[i], stats)
+                i += 1
+            if i < n:
+                record = emit(pending, cont)
+                pending, cont = None, []
+                if record is not None:
+                    yield record
+        while pending is None and i < n:
+            if literal not in lines[i]:
+                i += 1
+                continue
+            j = i  # the record this hit belongs to starts at j (or before this block)
+            while j >= 0 and _quick_fields(lines[j]) is None:
+                j -= 1
+            if j >= 0:
+                head_line: tuple[bytes, int] | None = (lines[j], number + j + 1)
+                found: list[bytes] = []
+            else:
+                head_line, found = carry, list(carry_cont)
+            k = j + 1
+            while k < n and _quick_fields(lines[k]) is None:
+                if lines[k].strip():
+                    _add_cont(found, lines[k], stats)
+                k += 1
+            head = _header(_strip_nul(head_line[0], stats), head_line[1], clock) if head_line else None
+            if head is None:
+                stats.unparsed += 1  # a hit in lines that belong to no record
+            elif k >= n:  # may continue in the next block
+                pending, cont = head, found
+            else:
+                record = emit(head, found)
+                if record is not None:
+                    yield record
+            i = max(k, i + 1)
+        carry, carry_cont = _carry(block, number, count, carry, carry_cont)
+        number += count
+    stats.lines = number
+    if pending is not None:
+        record = emit(pending, cont)
+        if record is not None:
+            yield record
+
+
+def _add_cont(cont: list[bytes], line: bytes, stats: FileStats) -> None:
+    stats.continuation += 1
+    if len(cont) < MAX_CONTINUATION:
+        cont.append(line)
+    else:
+        stats.continuation_dropped += 1
+
+
+def _carry(
+    block: bytes, number: int, count: int, carry: tuple[bytes, int] | None, carry_cont: list[bytes]
+) -> tuple[tuple[bytes, int] | None, list[bytes]]:
+    """The last record line up to the end of ``block`` and the continuation lines after it.
+
+    Walks back from the block's end (usually one line: the last line is a record); a block
+    of continuation lines only extends the carried ones, up to :data:`MAX_CONTINUATION`.
+    """
+    end = len(block) - 1 if block.endswith(b"\n") else len(block)
+    index = count
+    tail: list[bytes] = []
+    while end >= 0 and len(tail) <= MAX_CONTINUATION:
+        start = block.rfind(b"\n", 0, end) + 1
+        line = block[start:end]
+        if _quick_fields(line) is not None:
+            tail.reverse()
+            return (line, number + index), tail
+        if line.strip():
+            tail.append(line)
+        index -= 1
+        if start == 0:
+            break
+        end = start - 1
+    tail.reverse()
+    return carry, (carry_cont + tail)[:MAX_CONTINUATION]
