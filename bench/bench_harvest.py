@@ -49,7 +49,8 @@ import anyio
 import structlog
 
 from harvester import log as logsetup
-from harvester.config import Settings, load_config
+from harvester.config.load import load_config
+from harvester.config.schema import Settings
 from harvester.harvest import Engine
 from harvester.models import Outcome
 from harvester.nightly import Nightly, NightlyOptions

@@ -241,16 +241,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from harvester.config import describe, load_config  # noqa: PLC0415 - keep startup light
+    from harvester.config.describe import describe  # noqa: PLC0415 - keep startup light
+    from harvester.config.load import load_config  # noqa: PLC0415
 
     # validate checks the file; missing credentials are shown as such, not an error, so a config
     # can be checked on a machine that does not hold the keys.
     settings = load_config(args.config, os.environ, require_credentials=False)
+    emulator = None
+    if settings.emulator is not None:  # its block is the emulator's to check
+        from harvester.session import check_emulator_block  # noqa: PLC0415
+
+        emulator = check_emulator_block(settings)
     if args.check:
         from harvester.session import run_checks  # noqa: PLC0415 - network code only when asked
 
         return run_checks(settings, owns_process=args.owns_process)
-    print(describe(settings))
+    print(describe(settings, emulator=emulator))
     return EXIT_OK
 
 

@@ -25,7 +25,8 @@ import anyio
 
 from harvester import plan
 from harvester.auth import AkSkAuth, Authenticator, StaticTokenAuth
-from harvester.config import AuthSettings, ProjectSettings, Settings, missing_credentials
+from harvester.config.credentials import missing_credentials
+from harvester.config.schema import Credentials, ProjectSettings, Settings
 from harvester.dcs import DcsClient, InstanceInfo
 from harvester.errors import ApiError, HarvesterError, TransportError
 from harvester.storage import Archive
@@ -67,7 +68,7 @@ def tally(checks: Sequence[Check]) -> str:
 # --------------------------------------------------------------------------- local checks
 
 
-def credentials_check(auth: AuthSettings) -> Check:
+def credentials_check(auth: Credentials) -> Check:
     """Every credential the method needs is set (where it was looked for, never its value)."""
     name = "credentials present"
     missing = missing_credentials(auth)
@@ -185,7 +186,7 @@ async def _reachable(transport: Transport, url: str, label: str) -> Check:
 
 
 async def _iam_login(
-    transport: Transport, project: ProjectSettings, auth: AuthSettings, checks: list[Check]
+    transport: Transport, project: ProjectSettings, auth: Credentials, checks: list[Check]
 ) -> tuple[Authenticator | None, str | None]:
     """Password auth: log in to IAM (reachability and credentials in one call)."""
     label = f"[{project.name}] IAM endpoint"
@@ -221,7 +222,7 @@ async def _iam_login(
     return StaticTokenAuth(token), project_id
 
 
-def _authenticator(auth: AuthSettings, project_id: str | None) -> Authenticator | None:
+def _authenticator(auth: Credentials, project_id: str | None) -> Authenticator | None:
     if auth.method == "aksk" and auth.access_key is not None and auth.secret_key is not None:
         return AkSkAuth(auth.access_key.reveal(), auth.secret_key, project_id=project_id)
     if auth.method == "token" and auth.token is not None:
@@ -230,7 +231,7 @@ def _authenticator(auth: AuthSettings, project_id: str | None) -> Authenticator 
 
 
 async def project_checks(
-    transport: Transport, project: ProjectSettings, auth: AuthSettings, *, credentials_ok: bool
+    transport: Transport, project: ProjectSettings, auth: Credentials, *, credentials_ok: bool
 ) -> list[Check]:
     """Reachability, credentials and instances of one project, in that order."""
     checks: list[Check] = []
@@ -298,7 +299,7 @@ async def project_checks(
 
 async def run_checks(settings: Settings) -> list[Check]:
     """Every probe, local ones first; the settings must already point at a running emulator."""
-    checks = [credentials_check(settings.auth)]
+    checks = [credentials_check(settings.credentials)]
     credentials_ok = checks[0].status == "PASS"
     checks.append(await anyio.to_thread.run_sync(archive_check, settings.archive.root))
     checks.append(await anyio.to_thread.run_sync(archive_owner_check, settings.archive.root))
@@ -309,7 +310,7 @@ async def run_checks(settings: Settings) -> list[Check]:
 
         async def one(i: int, project: ProjectSettings) -> None:
             results[i] = await project_checks(
-                transport, project, settings.auth, credentials_ok=credentials_ok
+                transport, project, settings.credentials, credentials_ok=credentials_ok
             )
 
         # A few projects, each a handful of calls: probing them side by side keeps the

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 
-from harvester.config import host_allowed, is_loopback
+from harvester.config.regions import host_allowed, is_loopback
 from harvester.errors import LinkRefusedError
 from harvester.models import ArchivedFile, SignedLink, SignedUrl
 from harvester.storage import Archive

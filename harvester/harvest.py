@@ -23,7 +23,7 @@ import structlog
 from harvester import plan
 from harvester.auth import Authenticator
 from harvester.breaker import endpoint_url
-from harvester.config import ProjectSettings, Settings
+from harvester.config.schema import ProjectSettings, Settings
 from harvester.dcs import DcsClient, GroupInfo, InstanceInfo, RunlogItem
 from harvester.download import fetch_to_archive
 from harvester.errors import (

@@ -23,7 +23,7 @@ from pathlib import PurePosixPath
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from harvester.config import InstanceRef
+from harvester.config.schema import InstanceRef
 from harvester.errors import UsageError
 from harvester.models import ArchiveKey, LogFile, Target
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import functools
 import json
 import os
@@ -31,7 +30,9 @@ import structlog
 from harvester import log as logsetup
 from harvester import plan
 from harvester.auth import AkSkAuth, Authenticator, PasswordAuth, StaticTokenAuth
-from harvester.config import Settings, apply_emulator, load_config
+from harvester.config.emulated import apply_emulator
+from harvester.config.load import load_config
+from harvester.config.schema import Settings
 from harvester.errors import (
     EXIT_OK,
     AuthError,
@@ -71,7 +72,7 @@ def prepare(args: argparse.Namespace) -> Settings:
 
 
 def register_secrets(settings: Settings) -> None:
-    auth = settings.auth
+    auth = settings.credentials
     for secret in (auth.access_key, auth.secret_key, auth.password, auth.token):
         if secret is not None:
             logsetup.register_secret(secret.reveal())
@@ -79,7 +80,7 @@ def register_secrets(settings: Settings) -> None:
 
 def authenticators(settings: Settings, transport: Transport) -> dict[str, Authenticator]:
     """One authenticator per project: a token is scoped to its project, AK/SK signs anything."""
-    auth = settings.auth
+    auth = settings.credentials
     out: dict[str, Authenticator] = {}
     for project in settings.projects:
         if auth.method == "aksk":
@@ -165,7 +166,7 @@ async def resolve_project_ids(settings: Settings, transport: Transport) -> Setti
     """
     if all(p.project_id is not None for p in settings.projects):
         return settings
-    auth = settings.auth
+    auth = settings.credentials
     username, password, domain = auth.username, auth.password, auth.domain
     if username is None or password is None or domain is None:  # config.py checks this
         raise ConfigError("projects: project_name needs auth.method password (username, password, domain)")
@@ -196,34 +197,34 @@ async def resolve_project_ids(settings: Settings, transport: Transport) -> Setti
                 lookup, what=f"resolve project {name!r}", policy=policy, on_retry=on_retry
             )
             log.info("harvest.project_resolved", project=project.name, project_id=project_id)
-            resolved.append(dataclasses.replace(project, project_id=project_id))
+            resolved.append(project.model_copy(update={"project_id": project_id}))
         else:
             resolved.append(project)
-    return dataclasses.replace(settings, projects=tuple(resolved))
+    return settings.model_copy(update={"projects": tuple(resolved)})
+
+
+def check_emulator_block(settings: Settings) -> str:
+    """The config's ``emulator:`` block checked by the emulator's own rules; returns its summary.
+
+    A bad key or value is a ConfigError naming ``emulator.<key>``, like any other config error.
+    """
+    from harvester.emulator.embedded import BlockError, parse_block  # noqa: PLC0415 - only when asked for
+
+    try:
+        return parse_block(settings.emulator or {}).summary()
+    except BlockError as exc:
+        raise ConfigError(f"{settings.config_path.name}: {exc}") from None
 
 
 @asynccontextmanager
 async def embedded_emulator(settings: Settings) -> AsyncIterator[Settings]:
     """``emulator:`` in the config: the demo harvests from a fake cloud started in-process."""
-    from harvester.emulator import Emulator, EmulatorConfig  # noqa: PLC0415 - only when asked for
+    from harvester.emulator.embedded import run_block  # noqa: PLC0415 - only when asked for
 
-    emu_settings = settings.emulator
-    assert emu_settings is not None
-    config = EmulatorConfig(
-        instances=emu_settings.instances,
-        projects=emu_settings.projects,
-        seed=emu_settings.seed,
-        log_size=emu_settings.log_size,
-        collect_delay=emu_settings.collect_delay,
-        link_ttl=emu_settings.link_ttl,
-    )
-    async with Emulator(config) as emu:
-        if emu_settings.fault_rate or emu_settings.latency_ms:
-            for route in (emu.faults.dcs, emu.faults.links, emu.faults.obs):
-                route.error_500_rate = emu_settings.fault_rate
-                route.latency_ms = emu_settings.latency_ms
-        log.info("emulator.started", url=emu.dcs_endpoint, instances=emu_settings.instances)
-        resolved = apply_emulator(settings, emu.ready_info())
+    check_emulator_block(settings)
+    async with run_block(settings.emulator or {}) as info:
+        log.info("emulator.started", url=info["dcs_endpoint"], projects=len(info["project_ids"]))
+        resolved = apply_emulator(settings, info)
         register_secrets(resolved)
         yield resolved
 

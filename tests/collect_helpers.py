@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from harvester.config import load_config
+from harvester.config.load import load_config
 from harvester.emulator import Clock, Counters, Emulator, EmulatorConfig, FleetConfig, Instance, build_fleet
 from harvester.emulator.runlogs import RunlogStore
 from harvester.errors import exit_code

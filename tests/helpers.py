@@ -25,7 +25,8 @@ from typing import Any
 
 import yaml
 
-from harvester.config import Settings, load_config
+from harvester.config.load import load_config
+from harvester.config.schema import Settings
 from harvester.emulator import Emulator
 from harvester.errors import exit_code
 from harvester.models import RunSummary

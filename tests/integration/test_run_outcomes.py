@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import anyio
 
-from harvester.config import Settings
+from harvester.config.schema import Settings
 from harvester.emulator import Emulator
 from harvester.errors import StorageError
 from harvester.harvest import Engine

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 from pathlib import Path
 
-from harvester.config import InstanceRef
+from harvester.config.schema import Endpoints, InstanceRef
 from harvester.doctor import Check, exit_code, run_checks
 from harvester.emulator import Emulator
 from harvester.models import Secret
@@ -38,10 +37,10 @@ async def test_everything_passes_against_a_healthy_cloud(
     emu = await emulator_factory(instances=4, seed=3)
     name, instance_id = _names(emu)
     settings = settings_for(emu, tmp_path)
-    project = dataclasses.replace(
-        settings.projects[0], instances=(InstanceRef(name=name), InstanceRef(id=instance_id)), discover=None
+    project = settings.projects[0].model_copy(
+        update={"instances": (InstanceRef(name=name), InstanceRef(id=instance_id)), "discover": None}
     )
-    settings = dataclasses.replace(settings, projects=(project,))
+    settings = settings.model_copy(update={"projects": (project,)})
 
     checks = await run_checks(settings)
 
@@ -74,8 +73,8 @@ async def test_refused_credentials_fail_and_skip_the_instances(
     emu = await emulator_factory(instances=2, seed=3)
     settings = settings_for(emu, tmp_path)
     wrong = "WRONGSECRETKEY000000000000000000000000"
-    settings = dataclasses.replace(
-        settings, auth=dataclasses.replace(settings.auth, secret_key=Secret(wrong))
+    settings = settings.model_copy(
+        update={"credentials": settings.credentials.model_copy(update={"secret_key": Secret(wrong)})}
     )
 
     checks = await run_checks(settings)
@@ -97,11 +96,11 @@ async def test_unknown_instance_name_fails_with_candidates(
     emu = await emulator_factory(instances=4, seed=3)
     real = emu.fleet.instances[0].name
     settings = settings_for(emu, tmp_path)
-    project = dataclasses.replace(
-        settings.projects[0], instances=(InstanceRef(name=real[:-1]),), discover=None
+    project = settings.projects[0].model_copy(
+        update={"instances": (InstanceRef(name=real[:-1]),), "discover": None}
     )
 
-    checks = await run_checks(dataclasses.replace(settings, projects=(project,)))
+    checks = await run_checks(settings.model_copy(update={"projects": (project,)}))
 
     found = _by_name(checks)["[emulated] instances found"]
     assert found.status == "FAIL"
@@ -116,9 +115,10 @@ async def test_unreachable_endpoint_fails_with_the_cause(
     emu = await emulator_factory(instances=2, seed=3)
     settings = settings_for(emu, tmp_path)
     dead = f"http://127.0.0.1:{_closed_port()}"
-    project = dataclasses.replace(settings.projects[0], dcs_endpoint=dead)
+    old = settings.projects[0]
+    project = old.model_copy(update={"endpoints": Endpoints(dcs=dead, iam=old.iam_endpoint)})
 
-    checks = await run_checks(dataclasses.replace(settings, projects=(project,)))
+    checks = await run_checks(settings.model_copy(update={"projects": (project,)}))
 
     reach = _by_name(checks)["[emulated] DCS endpoint reachable"]
     assert reach.status == "FAIL"
@@ -133,7 +133,9 @@ async def test_missing_credentials_still_probe_the_endpoint(
     """No secret key: credentials FAIL, DCS is still probed (reachable), acceptance and instances SKIP."""
     emu = await emulator_factory(instances=2, seed=3)
     settings = settings_for(emu, tmp_path)
-    settings = dataclasses.replace(settings, auth=dataclasses.replace(settings.auth, secret_key=None))
+    settings = settings.model_copy(
+        update={"credentials": settings.credentials.model_copy(update={"secret_key": None})}
+    )
 
     checks = await run_checks(settings)
 
@@ -151,7 +153,9 @@ async def test_refused_password_fails_at_iam_and_skips_dcs(
     emu = await emulator_factory(instances=2, seed=3)
     settings = settings_for(emu, tmp_path, auth="password")
     wrong = "Wrong-Password-123"
-    settings = dataclasses.replace(settings, auth=dataclasses.replace(settings.auth, password=Secret(wrong)))
+    settings = settings.model_copy(
+        update={"credentials": settings.credentials.model_copy(update={"password": Secret(wrong)})}
+    )
 
     checks = await run_checks(settings)
 

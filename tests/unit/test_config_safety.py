@@ -10,15 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from harvester.config import (
-    MAX_CONFIG_BYTES,
-    MAX_DEPTH,
-    describe,
-    load_config,
-    looks_like_secret,
-    plausible_cloud_name,
-    plausible_env_name,
-)
+from harvester.config.describe import describe
+from harvester.config.load import load_config
+from harvester.config.safetext import looks_like_secret, plausible_cloud_name, plausible_env_name
+from harvester.config.yamlfile import MAX_CONFIG_BYTES, MAX_DEPTH
 from harvester.errors import ConfigError
 
 PROJECT_ID = "0524e839a54847039e9b2b46e8aa788a"

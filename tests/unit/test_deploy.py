@@ -506,9 +506,9 @@ def test_plain_cronjob_is_not_sharded() -> None:
 def test_configmap_config_is_valid_and_keeps_metrics_outside_the_archive(tmp_path: Path) -> None:
     """The shipped config loads, its archive root is on the PVC, and metrics files lie outside that root."""
     try:
-        from harvester.config import load_config  # noqa: PLC0415 - optional until config lands
+        from harvester.config.load import load_config  # noqa: PLC0415 - optional until config lands
     except ImportError as exc:
-        pytest.skip(f"harvester.config.load_config cannot be imported ({exc})")
+        pytest.skip(f"harvester.config.load.load_config cannot be imported ({exc})")
     text = _one("ConfigMap", K8S / "configmap.yaml")["data"]["config.yaml"]
     path = tmp_path / "config.yaml"
     path.write_text(text, encoding="utf-8")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import MappingProxyType
 
-from harvester.config import AuthSettings, DiscoverSettings, InstanceRef, ProjectSettings
+from harvester.config.schema import Credentials, DiscoverSettings, Endpoints, InstanceRef, ProjectSettings
 from harvester.dcs import InstanceInfo
 from harvester.doctor import (
     Check,
@@ -41,15 +41,13 @@ def _info(instance_id: str, name: str) -> InstanceInfo:
 def _project(
     instances: tuple[InstanceRef, ...] | None = None, discover: DiscoverSettings | None = None
 ) -> ProjectSettings:
+    chosen = {"instances": instances} if instances is not None else {"discover": discover}
     return ProjectSettings(
         name="prod",
         region="eu-de",
         project_id="0" * 32,
-        project_name=None,
-        dcs_endpoint="https://dcs.example.com",
-        iam_endpoint="https://iam.example.com/v3",
-        instances=instances,
-        discover=discover,
+        endpoints=Endpoints(dcs="https://dcs.example.com", iam="https://iam.example.com/v3"),
+        **chosen,
     )
 
 
@@ -58,7 +56,7 @@ LISTED = [_info(ID_A, "orders-cache"), _info(ID_B, "sessions")]
 
 def test_missing_credentials_fail_naming_the_variable_not_a_value() -> None:
     """A missing secret key fails the first check, naming where it was looked for."""
-    auth = AuthSettings(
+    auth = Credentials(
         method="aksk",
         access_key=Secret("AKVISIBLE"),
         origins=(("access_key", "$OS_ACCESS_KEY"), ("secret_key", "$PROD_SK")),
@@ -71,7 +69,7 @@ def test_missing_credentials_fail_naming_the_variable_not_a_value() -> None:
 
 def test_present_credentials_pass_with_their_sources() -> None:
     """All credentials set: PASS, listing the sources once each."""
-    auth = AuthSettings(
+    auth = Credentials(
         method="aksk",
         access_key=Secret("a"),
         secret_key=Secret("b"),

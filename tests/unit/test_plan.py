@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 import pytest
 
 from harvester import plan
-from harvester.config import InstanceRef
+from harvester.config.schema import InstanceRef
 from harvester.errors import UsageError
 from harvester.models import LogFile, Replica, Target
 
