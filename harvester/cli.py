@@ -55,6 +55,15 @@ PASS/FAIL line each: credentials present, archive root writable (a probe file is
 removed; a missing root is not created), archive root is the harvester's, each endpoint
 reachable, credentials accepted (list instances, limit=1), and configured instances found.
 Each call is one attempt of at most 15 s."""
+CONFIG_SCHEMA_EPILOG = """exit codes:
+  0  the schema was printed
+  2  bad arguments
+
+Save it next to your config and make the config's first line
+  # yaml-language-server: $schema=schema.json
+(a path relative to the YAML file, or a URL): editors using the YAML language server (VS Code's
+YAML extension, Neovim, Helix...) then complete keys, show each key's description and mark
+unknown keys and wrong types as you type. The repository ships it as config/schema.json."""
 VERIFY_EPILOG = """exit codes:
   0  every file matches its manifest line (with --repair: everything was repaired)
   1  some file is missing, corrupt, or not in any manifest (each is listed), or not repairable
@@ -178,6 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="also probe credentials, archive root, endpoints and instances (network calls)",
     )
 
+    schema = sub.add_parser(
+        "config-schema",
+        help="print the config file's JSON Schema (editors use it to complete and check the YAML)",
+        description="Print the JSON Schema of the YAML config file, generated from the settings "
+        "models themselves, so it is always what validate accepts.",
+        epilog=CONFIG_SCHEMA_EPILOG,
+        formatter_class=raw,
+    )
+    schema.set_defaults(handler=_config_schema)
+
     ver = sub.add_parser(
         "verify",
         help="re-hash an archive against its manifests (--repair: fetch damaged files again)",
@@ -257,6 +276,13 @@ def _validate(args: argparse.Namespace) -> int:
 
         return run_checks(settings, owns_process=args.owns_process)
     print(describe(settings, emulator=emulator))
+    return EXIT_OK
+
+
+def _config_schema(args: argparse.Namespace) -> int:
+    from harvester.config.schema import json_schema_text  # noqa: PLC0415
+
+    sys.stdout.write(json_schema_text())
     return EXIT_OK
 
 

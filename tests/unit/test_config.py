@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from harvester.config.schema import (
     DiscoverSettings,
     InstanceRef,
     Settings,
+    json_schema_text,
 )
 from harvester.errors import ConfigError
 from harvester.models import Secret
@@ -706,3 +708,30 @@ def test_validate_shows_every_section_setting_with_its_description(tmp_path: Pat
             assert line.endswith(f"# {info.description}")
     assert "  requests_per_second: 20 " in text
     assert "  allowed_hosts: obs.eu-de.otc.t-systems.com " in text
+
+
+def test_committed_json_schema_is_current() -> None:
+    """config/schema.json is what `harvester config-schema` prints: regenerate it when the schema changes."""
+    committed = (REPO / "config" / "schema.json").read_text(encoding="utf-8")
+    assert committed == json_schema_text(), "run: harvester config-schema > config/schema.json"
+
+
+def test_config_schema_command_prints_the_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    """`harvester config-schema` prints a JSON Schema describing the sections of the file."""
+    assert main(["config-schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == {
+        "archive", "auth", "projects", "limits", "collect", "download", "emulator"
+    }  # fmt: skip
+    assert schema["else"] == {"required": ["archive", "projects"]}  # both optional with `emulator`
+    limits = schema["$defs"]["LimitsSettings"]["properties"]
+    assert limits["requests_per_second"]["default"] == 20.0
+    assert "EACH project" in limits["requests_per_second"]["description"]
+
+
+@pytest.mark.parametrize("name", ["example.yaml", "demo.yaml"])
+def test_shipped_configs_point_editors_at_the_schema(name: str) -> None:
+    """The shipped configs name the committed schema, so an editor checks them as they are edited."""
+    first = (REPO / "config" / name).read_text(encoding="utf-8").splitlines()[0]
+    assert first == "# yaml-language-server: $schema=schema.json"
