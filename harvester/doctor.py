@@ -24,11 +24,11 @@ from typing import Literal, TypeVar
 import anyio
 
 from harvester import plan
+from harvester.archive.store import Archive
 from harvester.auth import AkSkAuth, Authenticator, StaticTokenAuth
 from harvester.config import AuthSettings, ProjectSettings, Settings, missing_credentials
 from harvester.dcs import DcsClient, InstanceInfo
 from harvester.errors import ApiError, HarvesterError, TransportError
-from harvester.storage import Archive
 from harvester.transport import Transport
 
 T = TypeVar("T")

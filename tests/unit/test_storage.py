@@ -16,8 +16,8 @@ from pathlib import Path, PurePosixPath
 import anyio
 import pytest
 
+from harvester.archive.store import Archive
 from harvester.errors import LockError, StorageError
-from harvester.storage import Archive
 
 DAY = "2025-01-02"
 REL = PurePosixPath("proj/redis-a-abcd1234/group-0/redis.log")
@@ -281,7 +281,7 @@ _HOLDER = textwrap.dedent(
     """
     import sys, anyio
     from pathlib import Path
-    from harvester.storage import Archive
+    from harvester.archive.store import Archive
 
     async def main():
         async with Archive(Path(sys.argv[1])).run_lock("nightly", 5):

@@ -11,9 +11,12 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from harvester.archive.manifest import read_entries
+from harvester.archive.manifest_writer import ManifestWriter
+from harvester.archive.part import PartWriter
+from harvester.archive.store import Archive
+from harvester.archive.verify import verify
 from harvester.errors import DiskFullError, FolderNotWritableError, StorageError
-from harvester.manifest import ManifestWriter, read_entries, verify
-from harvester.storage import Archive, PartWriter
 from tests.readonly import read_only
 from tests.unit.test_manifest import archive_file, entry
 
