@@ -1,10 +1,26 @@
-"""The payload writer: one file in progress, written to its ``.part``, hashed and counted.
+"""The payload writer: one file in progress, streamed to its ``.part``, hashed and counted.
 
 A payload grows as the hidden ``.<final name>.harvester.part`` beside its final name, created
 exclusively and flocked for its whole life (see :mod:`~harvester.archive.locks`); only
 :meth:`PartWriter.commit` fsyncs it, renames it over the final name and fsyncs the folder, so a
 final name always holds complete, durable bytes. Leaving the block without a commit (an error,
 a cancel) removes the ``.part``.
+
+Which thread does what, and why (measured with ``bench/bench_part_writer.py``, figures in
+``bench/README.md``):
+
+* creating the ``.part`` is one worker-thread call when the block opens, so a busy or refused
+  path fails before a byte is fetched;
+* body chunks are gathered in memory up to :data:`BATCH_BYTES`; a full batch (or a chunk that
+  size by itself) is written by one ``aiofiles`` call, whose file object also hashes and counts
+  the bytes in that worker thread: sha256 never runs on the event loop, and a body that arrives
+  in small network reads is written in large pieces;
+* :meth:`PartWriter.commit` writes what is still gathered, fsyncs and renames in ONE
+  worker-thread call, and a committed writer needs no clean-up call: a small body costs two
+  thread hops in all (create, commit) where a hop per step cost four.
+
+Every thread call is shielded from cancellation: a cancel waits for the call in flight, so the
+descriptor is never closed (and its number reused) under a write that is still running.
 """
 
 from __future__ import annotations
@@ -12,14 +28,18 @@ from __future__ import annotations
 import contextlib
 import enum
 import hashlib
+import io
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
+from aiofiles.threadpool.binary import AsyncFileIO
 
 from harvester.archive.files import fsync_dir, write_all
 from harvester.archive.locks import Sweep, create_locked, remove_if_orphan
@@ -28,9 +48,18 @@ from harvester.archive.paths import part_name
 from harvester.errors import FolderNotWritableError, PartBusyError, StorageError
 from harvester.models import ArchivedFile
 
-__all__ = ["PartWriter", "create_part", "open_part"]
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+__all__ = ["BATCH_BYTES", "PartWriter", "create_part", "open_part"]
 
 _log = logging.getLogger(__name__)
+
+#: Body bytes gathered before one write: small bodies wait for the commit's single thread call.
+BATCH_BYTES = 256 * 1024
+# The pool aiofiles runs body writes on. Not the loop's default executor: aiohttp resolves host
+# names there, and a slow disk must not hold up a DNS lookup. Its idle threads cost nothing.
+_WRITE_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="archive-write")
 
 
 class _State(enum.Enum):
@@ -39,22 +68,60 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-class PartWriter:
-    """One payload in progress: bytes go to ``<final>.part``, hashed and counted as they pass.
+class _HashingFile(io.FileIO):
+    """The open ``.part`` as aiofiles drives it: each write lands whole, hashed and counted.
 
-    Hashing happens in the worker thread next to the write: hashlib releases the GIL for large
-    buffers, so the event loop never pays for it, and nothing but the caller's chunk is held.
+    ``closefd=False``: the :class:`PartWriter` owns the descriptor (and its flock).
     """
 
-    __slots__ = ("_fd", "_final", "_hash", "_part", "_relpath", "_state", "bytes_written")
+    def __init__(self, fd: int, raw_write: Callable[[bytes], None]) -> None:
+        super().__init__(fd, "wb", closefd=False)
+        self._raw_write = raw_write
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        chunk = bytes(data) if not isinstance(data, bytes) else data
+        self._raw_write(chunk)
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        return len(chunk)
+
+    def restart(self) -> None:
+        """Empty the file and forget what was hashed (the descriptor stays at byte 0)."""
+        os.ftruncate(self.fileno(), 0)
+        os.lseek(self.fileno(), 0, os.SEEK_SET)
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+
+class PartWriter:
+    """One payload in progress; use it through :meth:`Archive.open_part`."""
+
+    __slots__ = (
+        "_aio",
+        "_batch",
+        "_batched",
+        "_fd",
+        "_file",
+        "_final",
+        "_part",
+        "_relpath",
+        "_state",
+        "bytes_written",
+    )
 
     def __init__(self, fd: int, part: Path, final: Path, relpath: PurePosixPath) -> None:
         self._fd = fd
         self._part = part
         self._final = final
         self._relpath = relpath
-        self._hash = hashlib.sha256()
+        self._file = _HashingFile(fd, self._write_fd)
+        self._aio = AsyncFileIO(self._file, None, _WRITE_POOL)
+        self._batch: list[bytes] = []
+        self._batched = 0
         self._state = _State.OPEN
+        #: Bytes accepted so far (the last of them may still wait in the batch).
         self.bytes_written = 0
 
     @property
@@ -66,36 +133,43 @@ class PartWriter:
         if self._state is not _State.OPEN:
             raise StorageError(f"cannot {what} {self._part}: the writer is {self._state.value}")
 
+    def _write_fd(self, chunk: bytes) -> None:
+        """The one raw write (in a worker thread); a seam for tests that need a full disk."""
+        write_all(self._fd, chunk)
+
+    def _take_batch(self) -> bytes:
+        data = self._batch[0] if len(self._batch) == 1 else b"".join(self._batch)
+        self._batch.clear()
+        self._batched = 0
+        return data
+
     async def write(self, chunk: bytes) -> None:
         self._require_open("write to")
-        if chunk:
-            await anyio.to_thread.run_sync(self._write_sync, chunk)
-
-    def _write_sync(self, chunk: bytes) -> None:
-        try:
-            self._write_fd(chunk)
-        except OSError as exc:
-            raise storage_error(f"cannot write {self._part}", exc) from exc
-        self._hash.update(chunk)
+        if not chunk:
+            return
+        self._batch.append(chunk)
+        self._batched += len(chunk)
         self.bytes_written += len(chunk)
-
-    def _write_fd(self, chunk: bytes) -> None:
-        """The one raw write; a seam for tests that need a full disk."""
-        write_all(self._fd, chunk)
+        if self._batched < BATCH_BYTES:
+            return
+        data = self._take_batch()
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._aio.write(data)
+            except OSError as exc:
+                raise storage_error(f"cannot write {self._part}", exc) from exc
 
     async def reset(self) -> None:
         """Start over from byte 0, so a restarted download is neither doubled nor mis-hashed."""
         self._require_open("reset")
-        await anyio.to_thread.run_sync(self._reset_sync)
-
-    def _reset_sync(self) -> None:
-        try:
-            os.ftruncate(self._fd, 0)
-            os.lseek(self._fd, 0, os.SEEK_SET)
-        except OSError as exc:
-            raise storage_error(f"cannot truncate {self._part}", exc) from exc
-        self._hash = hashlib.sha256()
+        self._batch.clear()
+        self._batched = 0
         self.bytes_written = 0
+        with anyio.CancelScope(shield=True):
+            try:
+                await anyio.to_thread.run_sync(self._file.restart)
+            except OSError as exc:
+                raise storage_error(f"cannot truncate {self._part}", exc) from exc
 
     async def commit(self) -> ArchivedFile:
         """Make the payload final; only now does its name exist (the crash rule).
@@ -104,9 +178,14 @@ class PartWriter:
         is then final but the caller never records it, and the next run downloads it again.
         """
         self._require_open("commit")
-        return await anyio.to_thread.run_sync(self._commit_sync)
+        return await anyio.to_thread.run_sync(self._commit_sync, self._take_batch())
 
-    def _commit_sync(self) -> ArchivedFile:
+    def _commit_sync(self, rest: bytes) -> ArchivedFile:
+        if rest:
+            try:
+                self._file.write(rest)
+            except OSError as exc:
+                raise storage_error(f"cannot write {self._part}", exc) from exc
         try:
             os.fsync(self._fd)
             # Rename while still holding the flock: a sweeping peer cannot take the .part away
@@ -120,19 +199,26 @@ class PartWriter:
             fsync_dir(self._final.parent)
         except OSError as exc:
             raise storage_error(f"cannot sync directory of {self._final}", exc) from exc
-        return ArchivedFile(self._relpath.as_posix(), self.bytes_written, self._hash.hexdigest())
+        return ArchivedFile(self._relpath.as_posix(), self._file.size, self._file.digest.hexdigest())
+
+    async def _close(self) -> None:
+        """Drop an uncommitted part (one shielded thread call); a committed one needs none."""
+        if self._state is _State.OPEN:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._discard)
+        self._state = _State.CLOSED
 
     def _discard(self) -> None:
-        """Drop an uncommitted part; never raises, because it runs while another error unwinds."""
-        if self._state is _State.OPEN:
-            try:
-                os.unlink(self._part)  # still under our flock, so it is certainly ours
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                _log.warning("storage.part_not_removed", extra={"path": str(self._part), "error": str(exc)})
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
+        """Remove the ``.part``; never raises, because it runs while another error unwinds."""
+        self._batch.clear()
+        try:
+            os.unlink(self._part)  # still under our flock, so it is certainly ours
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            _log.warning("storage.part_not_removed", extra={"path": str(self._part), "error": str(exc)})
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
         self._state = _State.CLOSED
 
 
@@ -168,5 +254,4 @@ async def open_part(create: Callable[[], PartWriter]) -> AsyncIterator[PartWrite
     try:
         yield writer
     finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(writer._discard)
+        await writer._close()
