@@ -18,8 +18,8 @@ from harvester import __version__
 from harvester.errors import EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_USAGE, HarvesterError, UsageError
 
 if TYPE_CHECKING:
-    from harvester.manifest import VerifyReport
-    from harvester.prune import PrunePlan
+    from harvester.archive.prune import PrunePlan
+    from harvester.archive.verify import VerifyReport
 
 _CODES_HARVEST = """exit codes:
   0        every file archived or already archived (also: nothing new)
@@ -287,8 +287,8 @@ def _config_schema(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from harvester.manifest import verify  # noqa: PLC0415
-    from harvester.storage import Archive  # noqa: PLC0415
+    from harvester.archive.store import Archive  # noqa: PLC0415
+    from harvester.archive.verify import verify  # noqa: PLC0415
 
     if args.repair:
         if args.config is None:
@@ -318,9 +318,10 @@ def print_report(report: VerifyReport) -> None:
 def _prune(args: argparse.Namespace) -> int:
     import anyio  # noqa: PLC0415
 
-    from harvester.prune import apply_prune, plan_prune, record_watermark  # noqa: PLC0415
+    from harvester.archive.prune import apply_prune, plan_prune  # noqa: PLC0415
+    from harvester.archive.state import record_watermark  # noqa: PLC0415
+    from harvester.archive.store import Archive  # noqa: PLC0415
     from harvester.session import FLEET_LOCK  # noqa: PLC0415
-    from harvester.storage import Archive  # noqa: PLC0415
 
     if args.keep_days < 1:
         raise UsageError("--keep-days must be at least 1")

@@ -24,12 +24,12 @@ from typing import Literal, TypeVar
 import anyio
 
 from harvester import plan
+from harvester.archive.store import Archive
 from harvester.auth import AkSkAuth, Authenticator, StaticTokenAuth
 from harvester.config.credentials import missing_credentials
 from harvester.config.schema import Credentials, ProjectSettings, Settings
 from harvester.dcs import DcsClient, InstanceInfo
 from harvester.errors import ApiError, HarvesterError, TransportError
-from harvester.storage import Archive
 from harvester.transport import Transport
 
 T = TypeVar("T")

@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 
+from harvester.archive.store import Archive
 from harvester.config.regions import host_allowed, is_loopback
 from harvester.errors import LinkRefusedError
 from harvester.models import ArchivedFile, SignedLink, SignedUrl
-from harvester.storage import Archive
 from harvester.transport import Transport
 
 

@@ -2,7 +2,7 @@
 
 This is the only module that opens task groups and holds the limiters. Everything it
 decides is delegated to :mod:`harvester.plan` (pure) and everything it touches goes through
-:mod:`harvester.dcs`, :mod:`harvester.download` and :mod:`harvester.storage`; what stays
+:mod:`harvester.dcs`, :mod:`harvester.download` and :mod:`harvester.archive`; what stays
 here is the orchestration and the accounting: every file ends in exactly one FileResult.
 """
 
@@ -21,6 +21,9 @@ import anyio
 import structlog
 
 from harvester import plan
+from harvester.archive.manifest import ManifestEntry
+from harvester.archive.manifest_writer import ManifestWriter
+from harvester.archive.store import Archive
 from harvester.auth import Authenticator
 from harvester.breaker import endpoint_url
 from harvester.config.schema import ProjectSettings, Settings
@@ -38,7 +41,6 @@ from harvester.errors import (
     classify,
     expected_failure,
 )
-from harvester.manifest import ManifestEntry, ManifestWriter
 from harvester.models import (
     ArchivedFile,
     FileResult,
@@ -52,7 +54,6 @@ from harvester.models import (
 )
 from harvester.progress import NullProgress, Progress
 from harvester.retry import MAX_RETRY_AFTER, RateLimiter, RetryEvent, RetryPolicy, call_with_retry
-from harvester.storage import Archive
 from harvester.transport import Transport
 
 T = TypeVar("T")

@@ -23,6 +23,10 @@ import anyio.to_thread
 import structlog
 
 from harvester import plan
+from harvester.archive.files import write_bytes_atomic
+from harvester.archive.manifest import ManifestEntry
+from harvester.archive.paths import MANIFEST_LOCK, archive_relpath, instance_dir, safe_component
+from harvester.archive.store import Archive
 from harvester.dcs import GroupInfo, InstanceInfo
 from harvester.errors import (
     EXIT_NOTHING,
@@ -34,7 +38,6 @@ from harvester.errors import (
     exit_code,
 )
 from harvester.harvest import Destination, Engine, file_result, is_fatal, to_logfile
-from harvester.manifest import LOCK_NAME, ManifestEntry
 from harvester.models import LogFile, Outcome, Replica, RunSummary, Target
 from harvester.report import render_text, summary_dict
 from harvester.session import (
@@ -47,7 +50,6 @@ from harvester.session import (
     report_problems,
     write_record,
 )
-from harvester.storage import Archive, write_bytes_atomic
 
 log = structlog.get_logger("harvester")
 SLOWLOG_MAX_AGE = timedelta(days=7) - timedelta(minutes=5)  # the API refuses a start older than 7 days
@@ -180,7 +182,7 @@ class Incident:
     async def _collect_instance(self, target: Target) -> None:
         engine = self.engine
         client = engine.project_of(target).client
-        base = plan.instance_dir(target)
+        base = instance_dir(target)
         info = await client.show_instance(target.instance_id)
         groups, replicas = await engine.topology(target)
         chosen = pick_replicas(replicas, self.options.replica)
@@ -212,9 +214,7 @@ class Incident:
             if status == "ready":
                 dest = Destination(
                     self.bundle,
-                    plan.archive_relpath(
-                        target, lf.replica.group_name, lf.file_name, lf.replica.replication_ip
-                    ),
+                    archive_relpath(target, lf.replica.group_name, lf.file_name, lf.replica.replication_ip),
                 )
                 work.append((lf, dest))
             else:
@@ -295,7 +295,7 @@ def _groups_json(groups: Sequence[GroupInfo]) -> dict[str, Any]:
 
 def bundle_name(now: datetime, label: str) -> str:
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"incidents/{stamp}-{plan.safe_component(label, max_len=60, mark_changes=False)}"
+    return f"incidents/{stamp}-{safe_component(label, max_len=60, mark_changes=False)}"
 
 
 def run_incident(args: argparse.Namespace, since: datetime | None, until: datetime | None) -> int:
@@ -345,7 +345,7 @@ def finish_bundle(summary: RunSummary, root: Path, bundle: str | None, args: arg
             print(f"harvester: error: bundle {root / bundle} is incomplete: {reason}", file=sys.stderr)
         if written:
             try:  # a finished bundle is a record: no lock file stays behind in it
-                archive.remove_lock_file(f"{bundle}/{LOCK_NAME}")
+                archive.remove_lock_file(f"{bundle}/{MANIFEST_LOCK}")
             except HarvesterError as exc:
                 log.warning("incident.lock_file_kept", reason=str(exc))
         if written and args.tar:

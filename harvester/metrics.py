@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from harvester.archive.files import write_bytes_atomic
 from harvester.errors import StorageError
-from harvester.storage import write_bytes_atomic
 
 __all__ = ["MetricsSnapshot", "ProjectCounts", "read_last_success", "render", "write_metrics"]
 

@@ -24,14 +24,14 @@ import anyio.to_thread
 import structlog
 
 from harvester import plan
-from harvester.daystate import InstanceKey, PendingDays, instance_of
+from harvester.archive.index import archived_keys
+from harvester.archive.paths import archive_relpath, date_folder
+from harvester.archive.state import InstanceKey, PendingDays, instance_of, pruned_through
 from harvester.dcs import RunlogItem
 from harvester.errors import HarvesterError
 from harvester.harvest import Collected, Destination, Engine, file_result, is_fatal, to_logfile
-from harvester.manifest import archived_keys
 from harvester.models import ArchiveKey, FileResult, LogFile, Outcome, Replica, RunSummary, Target
 from harvester.plan import PendingDay
-from harvester.prune import pruned_through
 
 log = structlog.get_logger("harvester")
 
@@ -267,8 +267,8 @@ class Nightly:
 
     @staticmethod
     def _destination(target: Target, lf: LogFile) -> Destination:
-        relpath = plan.archive_relpath(target, lf.replica.group_name, lf.file_name, lf.replica.replication_ip)
-        return Destination(plan.date_folder(lf.day), relpath)
+        relpath = archive_relpath(target, lf.replica.group_name, lf.file_name, lf.replica.replication_ip)
+        return Destination(date_folder(lf.day), relpath)
 
     def _requests(self, days: list[date]) -> tuple[int, ...]:
         """Automatic catch-up picks the smallest covering query_time; ``collect.days`` pins it."""
@@ -455,7 +455,7 @@ class Nightly:
                 fetch = tuple(f"day {d.isoformat()}" for d in sorted(need.get(replica, [])))
             else:
                 fetch = tuple(
-                    str(PurePosixPath(plan.date_folder(lf.day)) / self._destination(target, lf).relpath)
+                    str(PurePosixPath(date_folder(lf.day)) / self._destination(target, lf).relpath)
                     for lf in chosen
                     if _matches(lf, replica)
                 )

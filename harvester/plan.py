@@ -1,4 +1,4 @@
-"""Pure decisions: which days to collect, which files to download, and where each one goes.
+"""Pure decisions: which days to collect, which files to download, when to wait and relink.
 
 Nothing here performs I/O, reads the clock or touches an event loop: ``today`` and ``now`` are
 passed in. That keeps every rule testable with plain values, and it keeps the engine
@@ -15,17 +15,15 @@ import enum
 import hashlib
 import itertools
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import PurePosixPath
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from harvester.config.schema import InstanceRef
 from harvester.errors import UsageError
-from harvester.models import ArchiveKey, LogFile, Target
+from harvester.models import ArchiveKey, LogFile
 
 RETENTION_DAYS = 7
 #: The ``query_time`` values DCS accepts above 0 (0 means today), contract section 2.1.
@@ -327,77 +325,6 @@ def select_downloads(
         if key not in archived:
             chosen[key] = item
     return sorted(chosen.values(), key=_download_order)
-
-
-# --------------------------------------------------------------------------- archive paths
-
-# Characters that would split a path, end a C string, or hide/reorder text in a terminal.
-_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-_HASH_LEN = 12
-_MAX_EXT = 16
-
-
-def _truncate_utf8(text: str, limit: int) -> str:
-    return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
-
-
-def safe_component(name: str, *, max_len: int = 120, mark_changes: bool = True) -> str:
-    """Turn a name that came from the API into exactly one harmless path component.
-
-    Separators, NUL and control/format characters become ``_``; a leading run of dots or
-    dashes becomes underscores (no ``.``/``..``, no hidden files, nothing a shell tool reads as
-    an option). ``max_len`` counts UTF-8 bytes, as file systems do. A name that had to be
-    changed, or cut to fit, gets ``~`` plus a hash of the original (keeping a short extension),
-    so ``a/b`` and ``a_b``, or two long names sharing a prefix, still land in different files;
-    a name that was already safe is kept as it is. ``mark_changes=False`` skips the hash for a
-    changed name that fits (for labels people type, where uniqueness is ensured elsewhere).
-    """
-    if max_len < _HASH_LEN + _MAX_EXT + 8:
-        raise ValueError(f"max_len must be at least {_HASH_LEN + _MAX_EXT + 8}")
-    cleaned = "".join(
-        "_" if ch in "/\\" or unicodedata.category(ch) in _BAD_CATEGORIES else ch for ch in name
-    ).strip()
-    lead = len(cleaned) - len(cleaned.lstrip(".-"))
-    cleaned = "_" * lead + cleaned[lead:]
-    if not cleaned:
-        cleaned = "_"
-    if (cleaned == name or not mark_changes) and len(cleaned.encode("utf-8")) <= max_len:
-        return cleaned
-    digest = hashlib.sha256(name.encode("utf-8", errors="surrogatepass")).hexdigest()[:_HASH_LEN]
-    stem, dot, ext = cleaned.rpartition(".")
-    keep_ext = bool(dot and stem and ext and len(ext.encode("utf-8")) <= _MAX_EXT)
-    suffix = f"~{digest}" + (f".{ext}" if keep_ext else "")
-    head = _truncate_utf8(stem if keep_ext else cleaned, max_len - len(suffix.encode("utf-8")))
-    return head + suffix
-
-
-def archive_relpath(
-    target: Target, group_name: str, file_name: str, replication_ip: str = ""
-) -> PurePosixPath:
-    """``<project>/<instance name>-<id[:8]>/<group>/<file>``, relative to the day's folder.
-
-    The id prefix keeps two instances that share a name apart; every part is made safe on its
-    own, so no API-provided value can climb out of the archive or nest deeper. DCS names files
-    ``redis_<replica ip>_<day>.log``; a name that does not carry its replica's IP gets it as a
-    prefix, so two replicas of one shard can never write the same path.
-    """
-    if replication_ip and replication_ip not in file_name:
-        file_name = f"{replication_ip}_{file_name}"
-    return instance_dir(target) / safe_component(group_name) / safe_component(file_name)
-
-
-def instance_dir(target: Target) -> PurePosixPath:
-    """``<project>/<instance name>-<id[:8]>``: where an instance's files and metadata live."""
-    instance = (
-        f"{safe_component(target.instance_name or 'instance', max_len=100)}"
-        f"-{safe_component(target.instance_id[:8] or 'unknown')}"
-    )
-    return PurePosixPath(safe_component(target.project), instance)
-
-
-def date_folder(day: date) -> str:
-    """The archive's top-level folder for a day: ISO ``YYYY-MM-DD`` sorts chronologically."""
-    return day.isoformat()
 
 
 # --------------------------------------------------------------------------- sharding

@@ -5,7 +5,8 @@ The repair is a nightly run restricted to the damaged archive keys, treated as n
 and atomic writes, so a repaired file lands exactly as a first download would. A corrupt file
 is never deleted first: it stays until its replacement is renamed over it, and stays for good
 when DCS no longer has the day (DCS keeps run logs for 7 days), where it is reported as not
-repairable. Only this command talks to the API; plain ``verify`` stays offline.
+repairable. Only this command talks to the API; plain ``verify`` stays offline. What verify
+found, and which of it can be fetched again, is :mod:`harvester.archive.verify`'s.
 """
 
 from __future__ import annotations
@@ -14,46 +15,14 @@ import argparse
 import os
 from datetime import UTC, date, datetime
 
-from harvester import plan
+from harvester.archive.verify import repair_plan, verify
 from harvester.errors import EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, UsageError
 from harvester.harvest import Engine
-from harvester.manifest import INCIDENTS, MANIFEST_NAME, SHA_LIST_NAME, VerifyReport, verify
 from harvester.models import ArchiveKey, Outcome, RunSummary
 from harvester.nightly import Nightly, NightlyOptions
 from harvester.session import FLEET_LOCK, SignalWatch, execute, finish, new_run_id, owns_process, prepare
 
-__all__ = ["repair_plan", "run_repair"]
-
-
-def repair_plan(report: VerifyReport, today: datetime) -> tuple[dict[str, ArchiveKey], dict[str, str]]:
-    """Split verify's damage into what DCS may still have and what it cannot (with the reason).
-
-    Pure: ``today`` is passed in. Damage in incident bundles or in manifest files themselves is
-    not a nightly key, so it is left to the operator, with what to do.
-    """
-    window = set(plan.complete_days(plan.today_utc(today)))
-    fetchable: dict[str, ArchiveKey] = {}
-    hopeless: dict[str, str] = {}
-    for shown in [*report.missing, *report.corrupt]:
-        key = report.damaged.get(shown)
-        if key is None:
-            hopeless[shown] = _why_not(shown)
-        elif key.day not in window:
-            hopeless[shown] = f"DCS keeps run logs for {plan.RETENTION_DAYS} days; {key.day} is older"
-        else:
-            fetchable[shown] = key
-    return fetchable, hopeless
-
-
-def _why_not(shown: str) -> str:
-    """Why damage that is not a nightly log file is left to the operator."""
-    if SHA_LIST_NAME in shown:
-        return "the next run regenerates it from manifest.jsonl"
-    if MANIFEST_NAME in shown:
-        return "a manifest line that is not a valid entry: fix or remove it by hand"
-    if shown.startswith(f"{INCIDENTS}/"):
-        return "an incident bundle's copy: run harvester collect again if it is still needed"
-    return "not a file DCS can deliver again: remove it"
+__all__ = ["run_repair"]
 
 
 def run_repair(args: argparse.Namespace) -> int:

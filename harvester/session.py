@@ -29,6 +29,9 @@ import structlog
 
 from harvester import log as logsetup
 from harvester import plan
+from harvester.archive.files import write_bytes_atomic
+from harvester.archive.manifest_writer import ManifestWriter
+from harvester.archive.store import Archive
 from harvester.auth import AkSkAuth, Authenticator, PasswordAuth, StaticTokenAuth
 from harvester.config.emulated import apply_emulator
 from harvester.config.load import load_config
@@ -43,14 +46,12 @@ from harvester.errors import (
     expected_failure,
 )
 from harvester.harvest import Engine
-from harvester.manifest import ManifestWriter
 from harvester.metrics import MetricsSnapshot, ProjectCounts, write_metrics
 from harvester.models import Outcome, RunSummary
 from harvester.nightly import Nightly, NightlyOptions
 from harvester.progress import bars_wanted, make_progress
 from harvester.report import render_text, summary_dict, unreachable_lines
 from harvester.retry import RetryEvent, RetryPolicy, call_with_retry
-from harvester.storage import Archive, write_bytes_atomic
 from harvester.transport import Transport
 
 log = structlog.get_logger("harvester")

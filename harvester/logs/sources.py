@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from harvester.archive.manifest import ManifestEntry
+from harvester.archive.paths import INCIDENTS, MANIFEST_NAME
 from harvester.errors import UsageError
 from harvester.logs.model import LogSource
-from harvester.manifest import INCIDENTS, MANIFEST_NAME, ManifestEntry
 
 __all__ = ["Discovery", "discover", "source_from_name"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harvester.archive.paths import MARKER_NAME
 from harvester.emulator import Emulator
-from harvester.storage import MARKER_NAME
 from tests.emulator_sigv import EmulatorFactory
 from tests.helpers import Result, config_data, cred_env, error_lines, run_cli, write_config
 

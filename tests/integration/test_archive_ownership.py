@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from harvester.archive.paths import MARKER_NAME
 from harvester.models import Outcome
-from harvester.storage import MARKER_NAME
 from tests.emulator_sigv import EmulatorFactory
 from tests.helpers import (
     code_of,

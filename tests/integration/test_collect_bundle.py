@@ -6,8 +6,8 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+from harvester.archive.verify import verify
 from harvester.emulator import Emulator, Instance
-from harvester.manifest import verify
 from tests.collect_helpers import (
     BUNDLE_METADATA,
     bundle_files,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harvester.archive.verify import verify
 from harvester.emulator import Emulator
-from harvester.manifest import verify
 from tests.collect_helpers import (
     BUNDLE_METADATA,
     bundle_files,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harvester.manifest import verify
+from harvester.archive.verify import verify
 from tests.cdp import find_chromium, open_page
 from tests.collect_helpers import manifest_lines, sha256_file, sha_list
 from tests.emulator_sigv import EmulatorFactory

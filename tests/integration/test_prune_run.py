@@ -8,8 +8,8 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from harvester.archive.store import Archive
 from harvester.models import Outcome
-from harvester.storage import Archive
 from tests.emulator_sigv import EmulatorFactory
 from tests.helpers import code_of, date_folders, error_lines, harvest, run_cli, settings_for
 

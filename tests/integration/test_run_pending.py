@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from harvester.daystate import STATE_PATH
+from harvester.archive.state import STATE_PATH
 from harvester.emulator import Emulator
 from harvester.models import FileResult, Outcome, RunSummary
 from harvester.report import render_text, summary_dict

@@ -15,8 +15,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from harvester.manifest import SHA_LIST_NAME, ManifestWriter, manifest_folders, read_entries, verify
-from harvester.storage import PART_SUFFIX, TMP_SUFFIX, Archive
+from harvester.archive.manifest import manifest_folders, read_entries
+from harvester.archive.manifest_writer import ManifestWriter
+from harvester.archive.paths import PART_SUFFIX, SHA_LIST_NAME, TMP_SUFFIX
+from harvester.archive.store import Archive
+from harvester.archive.verify import verify
 
 pytestmark = pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs coreutils sha256sum")
 
@@ -32,8 +35,9 @@ _CHILD = textwrap.dedent(
     import hashlib, sys
     from pathlib import Path, PurePosixPath
     import anyio
-    from harvester.manifest import ManifestEntry, ManifestWriter, read_entries
-    from harvester.storage import Archive
+    from harvester.archive.manifest import ManifestEntry, read_entries
+    from harvester.archive.manifest_writer import ManifestWriter
+    from harvester.archive.store import Archive
 
     FOLDERS = {folders!r}
 

@@ -8,8 +8,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from harvester.archive.paths import MARKER_NAME
+from harvester.archive.store import Archive
 from harvester.errors import ArchiveRootError, StorageError, UsageError
-from harvester.storage import MARKER_NAME, Archive
 from tests.readonly import read_only
 
 DAY = "2025-01-02"

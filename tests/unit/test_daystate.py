@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from harvester import plan
-from harvester.daystate import STATE_PATH, PendingDays
+from harvester.archive.state import STATE_PATH, PendingDays
+from harvester.archive.store import Archive
 from harvester.models import ArchiveKey
-from harvester.storage import Archive
 
 TODAY = date(2025, 3, 10)
 

@@ -7,10 +7,10 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from harvester.archive.store import Archive
 from harvester.download import fetch_to_archive
 from harvester.errors import LinkRefusedError
 from harvester.models import SignedLink, SignedUrl, redact_url
-from harvester.storage import Archive
 from harvester.transport import Transport
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)

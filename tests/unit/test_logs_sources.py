@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from harvester.archive.manifest import ManifestEntry
 from harvester.errors import UsageError
 from harvester.logs.model import LogSource
 from harvester.logs.sources import Discovery, discover, source_from_name
-from harvester.manifest import ManifestEntry
 from tests import log_samples as s
 
 INSTANCE_ID = "5560df16-cebf-4473-95c4-d1b573c16e79"

@@ -15,17 +15,14 @@ from pathlib import Path, PurePosixPath
 import anyio
 import pytest
 
+from harvester.archive.index import archived_keys
+from harvester.archive.manifest import ManifestEntry, read_entries
+from harvester.archive.manifest_writer import ManifestWriter
+from harvester.archive.state import EmptyDays
+from harvester.archive.store import Archive
+from harvester.archive.verify import verify
 from harvester.errors import StorageError
-from harvester.manifest import (
-    EmptyDays,
-    ManifestEntry,
-    ManifestWriter,
-    archived_keys,
-    read_entries,
-    verify,
-)
 from harvester.models import ArchivedFile, ArchiveKey, LogFile, Replica, SignedLink, SignedUrl, Target
-from harvester.storage import Archive
 
 DAY = "2025-01-02"
 INCIDENT = "incidents/20250102T030405Z-oom"
@@ -170,8 +167,8 @@ _SHARD = textwrap.dedent(
     """
     import sys, anyio
     from pathlib import Path
-    from harvester.manifest import ManifestWriter
-    from harvester.storage import Archive
+    from harvester.archive.manifest_writer import ManifestWriter
+    from harvester.archive.store import Archive
     from tests.unit.test_manifest import archive_file
 
     async def main():

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from harvester.manifest import ManifestEntry, ManifestWriter, archived_keys, verify
+from harvester.archive.index import archived_keys
+from harvester.archive.manifest import ManifestEntry
+from harvester.archive.manifest_writer import ManifestWriter
+from harvester.archive.store import Archive
+from harvester.archive.verify import verify
 from harvester.models import ArchiveKey
-from harvester.storage import Archive
 from tests.readonly import read_only
 from tests.unit.test_manifest import DAY, archive_file, entry
 

@@ -9,16 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from harvester.archive.prune import PrunePlan, apply_prune, plan_prune
+from harvester.archive.state import RETENTION_STATE, pruned_through, record_watermark
 from harvester.errors import StorageError
 from harvester.plan import after_watermark
-from harvester.prune import (
-    RETENTION_STATE,
-    PrunePlan,
-    apply_prune,
-    plan_prune,
-    pruned_through,
-    record_watermark,
-)
 
 TODAY = date(2025, 1, 10)
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from harvester.manifest import VerifyReport
+from harvester.archive.verify import VerifyReport, repair_plan
 from harvester.models import ArchiveKey
-from harvester.repair import repair_plan
 
 NOW = datetime(2025, 1, 10, 3, tzinfo=UTC)
 

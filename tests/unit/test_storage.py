@@ -16,8 +16,9 @@ from pathlib import Path, PurePosixPath
 import anyio
 import pytest
 
+from harvester.archive.part import BATCH_BYTES
+from harvester.archive.store import Archive
 from harvester.errors import LockError, StorageError
-from harvester.storage import Archive
 
 DAY = "2025-01-02"
 REL = PurePosixPath("proj/redis-a-abcd1234/group-0/redis.log")
@@ -99,6 +100,42 @@ async def test_reset_starts_the_payload_over(archive: Archive) -> None:
         done = await part.commit()
     assert (archive.root / DAY / REL).read_bytes() == b"good"
     assert done.sha256 == hashlib.sha256(b"good").hexdigest()
+
+
+async def test_a_body_in_many_small_chunks_lands_whole_and_hashed(archive: Archive) -> None:
+    """A large body arriving in small network reads is stored byte for byte, with its sha256."""
+    chunks = [bytes([i % 251]) * 10_000 for i in range(3 * BATCH_BYTES // 10_000 + 7)]
+    async with archive.open_part(DAY, REL) as part:
+        for chunk in chunks:
+            await part.write(chunk)
+        done = await part.commit()
+    data = b"".join(chunks)
+    assert (archive.root / DAY / REL).read_bytes() == data
+    assert (done.size, done.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+
+
+async def test_reset_after_bytes_reached_the_disk_starts_over(archive: Archive) -> None:
+    """A restart after more than one batch was written leaves only the new body, hashed alone."""
+    async with archive.open_part(DAY, REL) as part:
+        await part.write(b"x" * (2 * BATCH_BYTES))
+        await part.write(b"y" * 10)
+        await part.reset()
+        await part.write(b"good")
+        done = await part.commit()
+    assert (archive.root / DAY / REL).read_bytes() == b"good"
+    assert (done.size, done.sha256) == (4, hashlib.sha256(b"good").hexdigest())
+
+
+async def test_cancelling_a_large_write_removes_the_part(archive: Archive) -> None:
+    """A cancel that lands while a batch is being written still leaves no .part behind."""
+    with anyio.CancelScope() as scope:
+        async with archive.open_part(DAY, REL) as part:
+            scope.cancel()
+            await part.write(b"z" * (4 * BATCH_BYTES))
+            await anyio.sleep(10)
+    assert scope.cancelled_caught
+    assert _parts(archive.root) == []
+    assert not archive.exists(DAY, REL)
 
 
 async def test_commit_replaces_an_existing_file(archive: Archive) -> None:
@@ -281,7 +318,7 @@ _HOLDER = textwrap.dedent(
     """
     import sys, anyio
     from pathlib import Path
-    from harvester.storage import Archive
+    from harvester.archive.store import Archive
 
     async def main():
         async with Archive(Path(sys.argv[1])).run_lock("nightly", 5):

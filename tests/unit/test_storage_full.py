@@ -11,9 +11,12 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from harvester.archive.manifest import read_entries
+from harvester.archive.manifest_writer import ManifestWriter
+from harvester.archive.part import BATCH_BYTES, PartWriter
+from harvester.archive.store import Archive
+from harvester.archive.verify import verify
 from harvester.errors import DiskFullError, FolderNotWritableError, StorageError
-from harvester.manifest import ManifestWriter, read_entries, verify
-from harvester.storage import Archive, PartWriter
 from tests.readonly import read_only
 from tests.unit.test_manifest import archive_file, entry
 
@@ -31,7 +34,7 @@ class FullAfter(PartWriter):
     ROOM = 10
 
     def _write_fd(self, chunk: bytes) -> None:
-        room = self.ROOM - self.bytes_written
+        room = self.ROOM - os.fstat(self._fd).st_size  # what is on disk, not what is gathered
         if len(chunk) > room:
             os.write(self._fd, chunk[: max(room, 0)])
             raise _enospc()
@@ -71,6 +74,21 @@ async def test_a_full_disk_while_writing_a_payload_leaves_nothing(tmp_path: Path
     assert info.value.disk_full
     assert "disk full" in str(info.value)
     assert "\n" not in str(info.value)
+    assert [p for p in archive.root.rglob("*") if p.is_file()] == []
+
+
+async def test_a_full_disk_midway_through_a_large_body_leaves_nothing(tmp_path: Path) -> None:
+    """ENOSPC on a batch written before the end raises DiskFullError from write; nothing stays."""
+    archive = FullPayloads(tmp_path / "archive")
+
+    async def download() -> None:
+        async with archive.open_part(DAY, REL) as part:
+            for _ in range(4):
+                await part.write(b"x" * BATCH_BYTES)
+            await part.commit()
+
+    with pytest.raises(DiskFullError, match="disk full"):
+        await download()
     assert [p for p in archive.root.rglob("*") if p.is_file()] == []
 
 

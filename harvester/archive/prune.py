@@ -10,17 +10,12 @@ Planning and applying are separate so ``--dry-run`` can print the plan, and so t
 :func:`apply_prune` stand between any computed path and ``rmtree``. Run both under the run
 lock, so a concurrent harvest does not write into a folder being removed.
 
-Pruning also moves the *retention watermark* (``.state/retention.json``): every day up to
-``pruned_through`` was deleted on purpose, and the nightly run never collects such a day again
-(:func:`harvester.plan.after_watermark`). It is written before the first deletion, so a prune
-that dies midway cannot invite the next run to download what it already removed, and it never
-moves back: deleting the file is the one way to let runs collect those days again.
+Pruning also moves the *retention watermark* (:func:`harvester.archive.state.record_watermark`,
+before the first deletion): the plan says through which day, :attr:`PrunePlan.pruned_through`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import re
 import shutil
@@ -29,14 +24,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from harvester.errors import StorageError
-from harvester.storage import Archive
 
-__all__ = ["RETENTION_STATE", "PrunePlan", "apply_prune", "plan_prune", "pruned_through", "record_watermark"]
-
-_log = logging.getLogger(__name__)
-
-#: Where the retention watermark lives, relative to the archive root.
-RETENTION_STATE = ".state/retention.json"
+__all__ = ["PrunePlan", "apply_prune", "plan_prune"]
 
 _DATE_FOLDER = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _STAMP = re.compile(r"(\d{4})(\d{2})(\d{2})T\d{6}Z")
@@ -162,42 +151,3 @@ def apply_prune(plan: PrunePlan) -> None:
             path.unlink(missing_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot prune {path}: {exc.strerror or exc}") from exc
-
-
-# --- the retention watermark ---------------------------------------------------------------
-
-
-def pruned_through(root: Path) -> date | None:
-    """The retention watermark: the newest day pruned on purpose, or None (never pruned).
-
-    An unreadable file is reported and ignored: the cost is re-collecting a pruned day (which
-    the next prune removes again), never losing one that was wanted.
-    """
-    path = Path(root) / RETENTION_STATE
-    try:
-        data = json.loads(path.read_bytes())
-        return date.fromisoformat(data["pruned_through"])
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        _log.warning("prune.watermark_unreadable", extra={"path": str(path), "error": str(exc)})
-        return None
-
-
-def record_watermark(root: Path, through: date, *, keep_days: int, now: datetime) -> date:
-    """Raise the watermark to ``through`` (never lower it); returns the watermark now in force.
-
-    Call it holding the fleet lock, before deleting anything.
-    """
-    current = pruned_through(root)
-    watermark = through if current is None else max(current, through)
-    Archive(root).write_json_atomic(
-        RETENTION_STATE,
-        {
-            "pruned_through": watermark.isoformat(),
-            "keep_days": keep_days,
-            "updated_at": now.astimezone(UTC).isoformat(timespec="seconds"),
-            "meaning": "days up to pruned_through were pruned on purpose; runs do not collect them",
-        },
-    )
-    return watermark

@@ -1,0 +1,212 @@
+"""Recording archived files: append each entry, keep the sha256 list derived, reconcile.
+
+An entry is recorded only after its file is final on disk (the crash rule, see
+:mod:`~harvester.archive.manifest`). Each record appends the entry to ``manifest.jsonl`` and its
+line to ``manifest-sha256.txt`` under the folder's flock, so every shard sharing the root keeps
+both files in one order; a path recorded again regenerates the list instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from harvester.archive.manifest import (
+    ManifestEntry,
+    Parsed,
+    load,
+    manifest_folders,
+    parse_lines,
+    sha_line,
+    sha_list,
+)
+from harvester.archive.paths import MANIFEST_LOCK, MANIFEST_NAME, SHA_LIST_NAME, listed_path
+from harvester.archive.store import Archive
+from harvester.errors import StorageError
+
+__all__ = ["ManifestWriter"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Digests:
+    """What this process already parsed of one manifest.jsonl, so a record reads only new lines.
+
+    ``tail`` (the last complete line parsed) guards against a recreated file that reuses the
+    inode number: if the bytes before ``offset`` are not that line any more, we start over.
+    """
+
+    device: int
+    inode: int
+    offset: int
+    tail: bytes
+    parsed: Parsed
+
+
+class ManifestWriter:
+    """Appends entries and keeps each folder's sha256 list derived from its manifest.jsonl.
+
+    Safe across tasks (an anyio lock per folder keeps them from parking threads on the flock)
+    and across processes sharing the root (the flock on ``<folder>/.manifest.lock``).
+    """
+
+    def __init__(self, archive: Archive) -> None:
+        self._archive = archive
+        self._locks: dict[str, anyio.Lock] = {}
+        self._cache: dict[str, _Digests] = {}
+
+    def _task_lock(self, folder: str) -> anyio.Lock:
+        lock = self._locks.get(folder)
+        if lock is None:
+            lock = self._locks[folder] = anyio.Lock()
+        return lock
+
+    async def record(self, folder: str, entry: ManifestEntry) -> None:
+        """Record a file that is already final on disk (see the crash rule above)."""
+        self._archive.folder(folder)  # validate before any thread or lock
+        async with self._task_lock(folder):
+            await anyio.to_thread.run_sync(self._record_sync, folder, entry)
+
+    def _record_sync(self, folder: str, entry: ManifestEntry) -> None:
+        """Append the entry, then its sha256 line; rewrite the list only when a path repeats.
+
+        Rewriting the whole list per file made a night quadratic in files per day folder. Every
+        writer (all shards) appends both lines under the folder's flock, so the list stays the
+        manifest's paths in first-appearance order; a crash between the two appends leaves the
+        list one line behind (still ``sha256sum -c`` clean), and start-up ``reconcile`` fixes it.
+        When the sha256 step fails (disk full), the manifest line is taken back too, so the two
+        files agree and the error reaches the caller: the file is not archived, and the next run
+        fetches it again (the crash rule's case).
+        """
+        with self._archive.exclusive(f"{folder}/{MANIFEST_LOCK}"):
+            entry = self._with_mtime(folder, entry)
+            path = entry.path
+            line = (entry.to_json() + "\n").encode()
+            exists = (self._archive.folder(folder) / MANIFEST_NAME).exists()
+            known = exists and path in self._refresh(folder)
+            before = self._archive.append_durably(f"{folder}/{MANIFEST_NAME}", line)
+            try:
+                entries = self._refresh(folder)
+                if known:
+                    sha_path = self._archive.folder(folder) / SHA_LIST_NAME
+                    self._archive.write_bytes_atomic(sha_path, sha_list(entries))
+                else:
+                    line_bytes = sha_line(path, entries[path].sha256).encode()
+                    self._archive.append_durably(f"{folder}/{SHA_LIST_NAME}", line_bytes)
+            except StorageError:
+                self._cache.pop(folder, None)
+                try:
+                    self._archive.truncate_to(f"{folder}/{MANIFEST_NAME}", before)
+                except StorageError as undo:  # the list lags one line; start-up reconcile fixes it
+                    _log.warning(
+                        "manifest.line_not_rolled_back", extra={"folder": folder, "error": str(undo)}
+                    )
+                raise
+
+    def _with_mtime(self, folder: str, entry: ManifestEntry) -> ManifestEntry:
+        """The entry with the file's mtime, so later runs notice when the file was touched."""
+        if entry.mtime_ns is not None:
+            return entry
+        path = listed_path(self._archive.folder(folder), entry.path)
+        if path is None:
+            return entry
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return entry
+        if st.st_size != entry.size:
+            return entry  # not the file this entry describes: leave mtime out, size decides
+        return dataclasses.replace(entry, mtime_ns=st.st_mtime_ns)
+
+    def _refresh(self, folder: str) -> Mapping[str, ManifestEntry]:
+        """Bring the cached parse of ``folder``'s manifest up to date; call under its flock."""
+        manifest = self._archive.folder(folder) / MANIFEST_NAME
+        try:
+            with open(manifest, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                cached = self._cache.get(folder)
+                if cached is not None and (
+                    (cached.device, cached.inode) != (st.st_dev, st.st_ino)
+                    or st.st_size < cached.offset
+                    or os.pread(fh.fileno(), len(cached.tail), cached.offset - len(cached.tail))
+                    != cached.tail
+                ):
+                    cached = None
+                if cached is None:
+                    cached = _Digests(st.st_dev, st.st_ino, 0, b"", Parsed())
+                fh.seek(cached.offset)
+                data = fh.read()
+        except OSError as exc:
+            raise StorageError(f"cannot read {manifest}: {exc.strerror or exc}") from exc
+        used = parse_lines(data, cached.parsed)
+        if used:
+            cached.offset += used
+            cached.tail = data[data.rfind(b"\n", 0, used - 1) + 1 : used]
+        self._cache[folder] = cached
+        return cached.parsed.entries  # read-only view of the cache: no O(n) copy per record
+
+    async def reconcile(self, folder: str) -> bool:
+        """Cut a torn tail and regenerate a lagging sha256 list; True if anything changed."""
+        self._archive.folder(folder)
+        async with self._task_lock(folder):
+            return await anyio.to_thread.run_sync(self._reconcile_sync, folder)
+
+    def _reconcile_sync(self, folder: str) -> bool:
+        base = self._archive.folder(folder)
+        manifest = base / MANIFEST_NAME
+        if not manifest.exists():
+            return False
+        # Read-only first: an intact folder (the usual case) needs no lock file, so a folder
+        # made read-only after its night costs nothing and is never written to.
+        if _intact(base):
+            return False
+        with self._archive.exclusive(f"{folder}/{MANIFEST_LOCK}"):
+            changed = self._archive.repair_tail(f"{folder}/{MANIFEST_NAME}") > 0
+            expected = sha_list(load(manifest).entries)
+            try:
+                current: bytes | None = (base / SHA_LIST_NAME).read_bytes()
+            except FileNotFoundError:
+                current = None
+            if current != expected:
+                self._archive.write_bytes_atomic(base / SHA_LIST_NAME, expected)
+                _log.warning("manifest.sha_list_regenerated", extra={"folder": folder})
+                changed = True
+        return changed
+
+    async def reconcile_all(self) -> list[str]:
+        """Run :meth:`reconcile` over every manifest folder; call it once at start-up.
+
+        A folder that cannot be repaired (read-only, say) is logged as a warning and left as
+        it is: readers ignore a torn tail, and it must not stop tonight's new days.
+        """
+        folders = await anyio.to_thread.run_sync(manifest_folders, self._archive.root)
+        changed: list[str] = []
+        for folder in folders:
+            try:
+                if await self.reconcile(folder):
+                    changed.append(folder)
+            except StorageError as exc:
+                _log.warning("manifest.folder_not_reconciled", extra={"folder": folder, "error": str(exc)})
+        return changed
+
+
+def _intact(base: Path) -> bool:
+    """Whether a folder's manifest ends on a whole line and its sha256 list agrees with it."""
+    try:
+        data = (base / MANIFEST_NAME).read_bytes()
+        current = (base / SHA_LIST_NAME).read_bytes()
+    except OSError:
+        return False
+    if data and not data.endswith(b"\n"):
+        return False
+    parsed = Parsed()
+    parse_lines(data, parsed)
+    return current == sha_list(parsed.entries)

@@ -1,0 +1,266 @@
+"""The archive root: the one object through which anything below it is written.
+
+Every write below the root goes through :class:`Archive`, which decides WHERE (safe paths,
+no links) and delegates HOW to one module a job:
+
+* payloads: :mod:`~harvester.archive.part` (the ``.part`` writer);
+* small files, appends, tarballs: :mod:`~harvester.archive.files` (temp name, fsync, rename);
+* flocks and run locks: :mod:`~harvester.archive.locks`;
+* claiming the root and sweeping leftovers: :mod:`~harvester.archive.ownership`.
+
+Nothing below the archive root may be a symlink: directories are created and checked one
+component at a time, so a planted link can never make a write land outside the manifest
+folder (or the root), whatever path the caller hands in.
+
+Errors keep their cause: ENOSPC/EDQUOT raise :class:`~harvester.errors.DiskFullError`, and a
+folder refusing the creation of a payload raises
+:class:`~harvester.errors.FolderNotWritableError` (that one file fails, other days go on).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import stat
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from pathlib import Path, PurePosixPath
+
+from harvester.archive import files, locks, ownership
+from harvester.archive.locks import LockHolder
+from harvester.archive.oserror import reason, storage_error
+from harvester.archive.part import PartWriter, create_part, open_part
+from harvester.archive.paths import folder_parts, payload_parts, relparts
+from harvester.errors import FolderNotWritableError, StorageError
+
+__all__ = ["Archive"]
+
+
+class Archive:
+    """The archive root and every way of writing below it."""
+
+    #: The payload writer class; a seam for tests that inject storage faults.
+    writer_class: type[PartWriter] = PartWriter
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # --- paths ---------------------------------------------------------------------------
+
+    def folder(self, name: str) -> Path:
+        """The path of a manifest folder (``2025-01-02`` or ``incidents/<stamp>-<label>``)."""
+        return self.root.joinpath(*folder_parts(name))
+
+    def reserve_folder(self, name: str) -> str:
+        """Create a new, empty manifest folder; ``<name>-2``, ``-3``... when it is taken.
+
+        Two incident bundles started in the same second with the same label must not share a
+        folder (and a manifest); mkdir is the atomic test-and-set that decides.
+        """
+        for n in range(1, 1000):
+            candidate = name if n == 1 else f"{name}-{n}"
+            path = self.folder(candidate)
+            try:
+                self._dirs(relparts(candidate)[:-1], create=True)
+                path.mkdir()
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise storage_error(f"cannot create {path}", exc) from None
+            return candidate
+        raise StorageError(f"cannot create a folder named like {name!r}: too many exist")
+
+    def _dirs(self, parts: tuple[str, ...], *, create: bool) -> Path | None:
+        """Walk (and optionally create) directories below the root, refusing any symlink.
+
+        Returns None when ``create`` is false and a directory does not exist yet.
+        """
+        current = self.root
+        if create:
+            current.mkdir(parents=True, exist_ok=True)
+        for part in parts:
+            current = current / part
+            if create:
+                try:
+                    os.mkdir(current, 0o755)
+                except FileExistsError:
+                    pass
+                else:
+                    files.fsync_dir(current.parent)  # the new entry must survive a power cut too
+            try:
+                mode = os.lstat(current).st_mode
+            except FileNotFoundError:
+                if create:
+                    raise
+                return None
+            if stat.S_ISLNK(mode):
+                raise StorageError(
+                    f"refusing to write through symlink {current}: it could lead outside the archive"
+                )
+            if not stat.S_ISDIR(mode):
+                raise StorageError(f"{current} is in the way: it should be a directory")
+        return current
+
+    def _payload_path(self, folder: str, relpath: PurePosixPath, *, create: bool) -> Path | None:
+        parts = payload_parts(relpath)
+        base = self.folder(folder)
+        folder_rel = base.relative_to(self.root).parts
+        directory = self._dirs(folder_rel + parts[:-1], create=create)
+        if directory is None:
+            return None
+        # Belt and braces: the component walk already refused links, so this only fires if the
+        # tree changed under us.
+        real_dir, real_base = os.path.realpath(directory), os.path.realpath(base)
+        if real_dir != real_base and not real_dir.startswith(real_base + os.sep):
+            raise StorageError(f"refusing archive path {str(relpath)!r}: it resolves outside {base}")
+        return directory / parts[-1]
+
+    def _internal_path(self, relpath: PurePosixPath | str, *, create: bool) -> Path:
+        parts = relparts(relpath)
+        try:
+            directory = self._dirs(parts[:-1], create=create)
+        except OSError as exc:
+            raise storage_error(f"cannot create directories for {self.root / relpath}", exc) from exc
+        if directory is None:
+            return self.root.joinpath(*parts)
+        return directory / parts[-1]
+
+    # --- the root ------------------------------------------------------------------------
+
+    def claim(self, *, write: bool = True) -> None:
+        """Refuse a root that is not the harvester's own; mark it on first use (see ownership)."""
+        ownership.claim(self.root, write=write)
+
+    def check_not_system(self) -> None:
+        """Refuse a system folder or the home folder itself."""
+        ownership.check_not_system(self.root)
+
+    def check_writable(self) -> None:
+        """Fail before any download starts, with one line an operator can act on."""
+        ownership.check_writable(self.root)
+
+    def remove_orphans(self) -> int:
+        """Delete leftovers of killed runs; live peers' and other programs' files are kept."""
+        return ownership.remove_orphans(self.root)
+
+    # --- payloads ------------------------------------------------------------------------
+
+    def exists(self, folder: str, relpath: PurePosixPath) -> bool:
+        """Whether a final (committed) payload is present; a ``.part`` does not count."""
+        path = self._payload_path(folder, relpath, create=False)
+        if path is None:
+            return False
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return False
+        if stat.S_ISLNK(mode):
+            raise StorageError(f"{path} is a symlink: the archive must not contain links")
+        return stat.S_ISREG(mode)
+
+    def open_part(self, folder: str, relpath: PurePosixPath) -> AbstractAsyncContextManager[PartWriter]:
+        """Start a payload; leaving the block without :meth:`PartWriter.commit` discards it."""
+        return open_part(functools.partial(self._create_part, folder, PurePosixPath(relpath)))
+
+    def _create_part(self, folder: str, relpath: PurePosixPath) -> PartWriter:
+        try:
+            final = self._payload_path(folder, relpath, create=True)
+        except OSError as exc:
+            raise storage_error(
+                f"cannot create folders for {folder}/{relpath}", exc, denied=FolderNotWritableError
+            ) from exc
+        assert final is not None  # create=True never returns None
+        return create_part(final, relpath, self.writer_class)
+
+    # --- small files ---------------------------------------------------------------------
+
+    def write_bytes_atomic(self, path: Path, data: bytes) -> None:
+        """Atomically replace any file (inside the archive or not) with ``data``."""
+        try:
+            files.write_bytes_atomic(path, data)
+        except OSError as exc:
+            raise storage_error(f"cannot write {path}", exc) from exc
+
+    def write_json_atomic(self, relpath: PurePosixPath | str, data: object) -> Path:
+        """Atomically write ``data`` as JSON at ``relpath`` below the root; returns the path.
+
+        Dates and datetimes become ISO strings, enums their values, dataclasses dicts.
+        """
+        path = self._internal_path(relpath, create=True)
+        try:
+            payload = json.dumps(data, indent=2, ensure_ascii=False, default=files.json_default) + "\n"
+        except (TypeError, ValueError) as exc:
+            raise StorageError(f"cannot write {path}: {exc}") from exc
+        self.write_bytes_atomic(path, payload.encode())
+        return path
+
+    def write_tar(self, folder: str) -> Path:
+        """``<folder>.tar.gz`` beside a manifest folder, complete or absent."""
+        source = self.folder(folder)
+        target = source.with_name(source.name + ".tar.gz")
+        files.write_tar(source, target)
+        return target
+
+    # --- appends under a lock (blocking: call them from a worker thread) ------------------
+
+    @contextmanager
+    def exclusive(self, relpath: PurePosixPath | str) -> Iterator[None]:
+        """Hold an exclusive flock on the lock file ``relpath`` (blocking), across processes."""
+        with locks.exclusive(self._internal_path(relpath, create=True)):
+            yield
+
+    def remove_lock_file(self, relpath: PurePosixPath | str) -> None:
+        """Delete the lock file of a folder that one process owned from start to end.
+
+        Only for an incident bundle (reserved with :meth:`reserve_folder`, finished): it is a
+        record, not a place anyone writes to again, so it keeps no lock file. Shared folders
+        keep theirs: unlinking a lock file another process holds would break its flock.
+        """
+        path = self._internal_path(relpath, create=False)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot remove {path}: {reason(exc)}") from exc
+
+    def repair_tail(self, relpath: PurePosixPath | str) -> int:
+        """Cut a torn last line; call it holding the file's :meth:`exclusive` lock."""
+        return files.repair_tail(self._internal_path(relpath, create=False))
+
+    def append_durably(self, relpath: PurePosixPath | str, data: bytes) -> int:
+        """Append whole lines durably (see :func:`files.append_durably`); returns the old size.
+
+        Call it holding the file's :meth:`exclusive` lock.
+        """
+        return files.append_durably(self._internal_path(relpath, create=True), data, write=self._write_fd)
+
+    def truncate_to(self, relpath: PurePosixPath | str, size: int) -> None:
+        """Cut a file back to ``size``; call it holding the file's :meth:`exclusive` lock."""
+        files.truncate_to(self._internal_path(relpath, create=False), size)
+
+    def _write_fd(self, fd: int, data: bytes) -> None:
+        """The one raw write of :meth:`append_durably`; a seam for tests that need a full disk."""
+        files.write_all(fd, data)
+
+    # --- run locks -----------------------------------------------------------------------
+
+    def run_lock(
+        self, name: str, timeout: float, *, shared: bool = False
+    ) -> AbstractAsyncContextManager[LockHolder | None]:
+        """Hold ``<root>/.locks/<name>.lock`` for a run; waits up to ``timeout`` seconds.
+
+        The block receives the previous holder when it died without releasing the lock (its
+        details were still in the file), else None. The file is never deleted: unlinking a
+        flock file lets two processes lock two different inodes under one name. ``shared``
+        holders (the shards of one sharded run) coexist with each other but not with an
+        exclusive holder (an unsharded run of the whole fleet); they leave no details.
+        """
+        if not name or name.startswith(".") or not all(c.isalnum() or c in "._-" for c in name):
+            raise StorageError(f"invalid lock name {name!r}")
+        return self._run_lock(name, timeout, shared)
+
+    @asynccontextmanager
+    async def _run_lock(self, name: str, timeout: float, shared: bool) -> AsyncIterator[LockHolder | None]:
+        path = self._internal_path(PurePosixPath(".locks", f"{name}.lock"), create=True)
+        async with locks.hold_run_lock(path, timeout, shared) as stale:
+            yield stale
