@@ -209,12 +209,14 @@ def code_of(summary: RunSummary) -> int:
 
 
 async def when(condition: Callable[[], bool], action: Callable[[], None], *, timeout: float = 30.0) -> None:
-    """Poll ``condition`` every 5 ms and run ``action`` once it holds (a fault that heals itself)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return
-        await asyncio.sleep(0.005)
+    """Poll ``condition`` every 5 ms and run ``action`` once it holds (a fault that heals itself).
+
+    If it never holds, nothing happens: the test's own assertions say what went wrong.
+    """
+    try:
+        await eventually(condition, what="the watched condition", timeout=timeout, every=0.005)
+    except AssertionError:
+        return
     action()
 
 
