@@ -66,32 +66,44 @@ class RateLimiter:
 
     When one request is throttled, every other request to the same project would be too:
     pausing the whole bucket honours ``Retry-After`` for the fleet, not just for one task.
+
+    ``clock`` and ``sleep`` are injectable (as the breaker's clock is) so that the pacing can
+    be checked without waiting for it.
     """
 
-    def __init__(self, rate: float, burst: float | None = None) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
         self._rate = rate
         self._capacity = burst if burst is not None else max(1.0, rate)
         self._tokens = self._capacity
-        self._updated = time.monotonic()
+        self._clock = clock
+        self._sleep = sleep
+        self._updated = clock()
         self._paused_until = 0.0
         self._lock = anyio.Lock()
 
     def pause(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     async def acquire(self) -> None:
         async with self._lock:
             while True:
-                now = time.monotonic()
+                now = self._clock()
                 if now < self._paused_until:
-                    await anyio.sleep(self._paused_until - now)
+                    await self._sleep(self._paused_until - now)
                     continue
                 self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
                 self._updated = now
                 if self._tokens >= 1.0:
                     self._tokens -= 1.0
                     return
-                await anyio.sleep((1.0 - self._tokens) / self._rate)
+                await self._sleep((1.0 - self._tokens) / self._rate)
 
 
 async def call_with_retry(

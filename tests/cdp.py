@@ -17,13 +17,14 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from tests.polling import DEADLINE, eventually
 
 FLAGS = (
     "--headless",
@@ -108,28 +109,24 @@ class Page:
             raise RuntimeError(f"evaluate {expression!r}: {result['exceptionDetails'].get('text')}")
         return result.get("result", {}).get("value")
 
-    async def wait_for(self, expression: str, timeout: float = 30.0) -> Any:
-        """Poll ``expression`` until it is truthy; its value, or TimeoutError at the deadline."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = await self.evaluate(expression)
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"page never satisfied {expression!r}")
-            await asyncio.sleep(0.05)
+    async def wait_for(self, expression: str, timeout: float = DEADLINE) -> Any:
+        """Poll ``expression`` until it is truthy; its value, or AssertionError at the deadline."""
+        return await eventually(
+            lambda: self.evaluate(expression),
+            what=f"the page to satisfy {expression!r}",
+            timeout=timeout,
+            every=0.05,
+        )
 
-    async def wait_event(self, method: str, timeout: float = 30.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            for ev in self.events:
-                if ev.get("method") == method:
-                    return ev
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no {method} event")
-            await asyncio.sleep(0.02)
+    async def wait_event(self, method: str, timeout: float = DEADLINE) -> dict[str, Any]:
+        def seen() -> dict[str, Any] | None:
+            return next((ev for ev in self.events if ev.get("method") == method), None)
 
-    async def load(self, url: str, *, width: int = 1400, height: int = 900, timeout: float = 60.0) -> None:
+        return await eventually(seen, what=f"a {method} event", timeout=timeout, every=0.02)
+
+    async def load(
+        self, url: str, *, width: int = 1400, height: int = 900, timeout: float = DEADLINE
+    ) -> None:
         """Navigate to ``url`` at the given viewport size and wait for its load event."""
         for domain in ("Page", "Runtime", "Log"):
             await self.send(f"{domain}.enable")
@@ -160,7 +157,7 @@ class Page:
 
 
 @contextlib.asynccontextmanager
-async def open_page(binary: str, *, startup_timeout: float = 30.0) -> AsyncIterator[Page]:
+async def open_page(binary: str, *, startup_timeout: float = DEADLINE) -> AsyncIterator[Page]:
     """A fresh headless Chromium (own temporary profile) and its blank page; both gone on exit."""
     profile = Path(tempfile.mkdtemp(prefix="cdp-profile-"))
     proc = await asyncio.create_subprocess_exec(
@@ -173,22 +170,22 @@ async def open_page(binary: str, *, startup_timeout: float = 30.0) -> AsyncItera
     )
     try:
         port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + startup_timeout
-        while not (port_file.exists() and port_file.read_text().count("\n") >= 1):
-            if proc.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"chromium did not start (exit {proc.returncode})")
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: port_file.exists() and port_file.read_text().count("\n") >= 1,
+            what="chromium to start",
+            timeout=startup_timeout,
+            every=0.05,
+            stop=lambda: None if proc.returncode is None else f"it exited ({proc.returncode})",
+        )
         port = int(port_file.read_text().split("\n", 1)[0])
         async with aiohttp.ClientSession() as http:
-            page_ws = ""
-            while not page_ws:
+
+            async def page_target() -> str:
                 async with http.get(f"http://127.0.0.1:{port}/json/list") as resp:
                     targets = await resp.json()
-                page_ws = next((t["webSocketDebuggerUrl"] for t in targets if t.get("type") == "page"), "")
-                if not page_ws:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("chromium has no page target")
-                    await asyncio.sleep(0.05)
+                return next((t["webSocketDebuggerUrl"] for t in targets if t.get("type") == "page"), "")
+
+            page_ws = await eventually(page_target, what="chromium's page target", timeout=startup_timeout)
             async with http.ws_connect(page_ws, max_msg_size=0) as ws:
                 page = Page(ws)
                 page.start()

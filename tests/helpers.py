@@ -32,6 +32,7 @@ from harvester.errors import exit_code
 from harvester.models import RunSummary
 from harvester.nightly import Nightly, NightlyOptions
 from harvester.session import new_run_id, open_engine
+from tests.polling import eventually
 
 REPO = Path(__file__).resolve().parents[1]
 #: The console script installed next to the interpreter running the tests.
@@ -209,12 +210,14 @@ def code_of(summary: RunSummary) -> int:
 
 
 async def when(condition: Callable[[], bool], action: Callable[[], None], *, timeout: float = 30.0) -> None:
-    """Poll ``condition`` every 5 ms and run ``action`` once it holds (a fault that heals itself)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return
-        await asyncio.sleep(0.005)
+    """Poll ``condition`` every 5 ms and run ``action`` once it holds (a fault that heals itself).
+
+    If it never holds, nothing happens: the test's own assertions say what went wrong.
+    """
+    try:
+        await eventually(condition, what="the watched condition", timeout=timeout, every=0.005)
+    except AssertionError:
+        return
     action()
 
 
@@ -309,11 +312,12 @@ async def emulator_process(tmp: Path, *args: str) -> AsyncIterator[dict[str, Any
     cmd = [sys.executable, "-m", "harvester.emulator", "--port", "0", "--ready-file", str(ready), *args]
     proc = await start(cmd, env=env, cwd=tmp)
     try:
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            if proc.returncode is not None or time.monotonic() > deadline:
-                raise AssertionError("the emulator did not write its ready file")
-            await asyncio.sleep(0.02)
+        await eventually(
+            ready.exists,
+            what="the emulator writing its ready file",
+            stop=lambda: None if proc.returncode is None else f"the emulator exited ({proc.returncode})",
+            every=0.02,
+        )
         yield json.loads(ready.read_text())
     finally:
         if proc.returncode is None:

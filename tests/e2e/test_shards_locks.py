@@ -33,6 +33,7 @@ from tests.helpers import (
     start,
     write_config,
 )
+from tests.polling import eventually
 
 QUIET = ("--no-progress", "--log-format", "json")
 # Seed 10 with 9 instances: all three shards hold instances and no collected file is "failed".
@@ -109,14 +110,15 @@ async def test_same_shard_twice_waits_for_the_lock_then_exits_3_and_a_killed_hol
     shard = f"{k}/2"
     config = write_config(tmp_path / "harvester.yaml", emu, tmp_path / "archive")
     lock = tmp_path / "archive" / ".locks" / f"run-shard-{k}-of-2.lock"
-    emu.faults.links.latency_ms = 10_000  # the first run sits on its lock while asking for links
+    emu.faults.links.latency_ms = 600_000  # the first run sits on its lock, asking for links, until killed
 
     first = await start(cli_command("run", "--config", config, *QUIET, "--shard", shard), env=cred_env(emu))
-    deadline = time.monotonic() + 30
-    while emu.counters.requests["links"] == 0:
-        assert first.returncode is None, "the first run ended early"
-        assert time.monotonic() < deadline, "the first run never asked for a link"
-        await asyncio.sleep(0.02)
+    await eventually(
+        lambda: emu.counters.requests["links"] > 0,
+        what="the first run asking for a link",
+        stop=lambda: None if first.returncode is None else "the first run ended early",
+        every=0.02,
+    )
     holder = json.loads(lock.read_text())
     assert holder["pid"] == first.pid
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import yaml
 
 from tests.emulator_sigv import sign
+from tests.polling import DEADLINE, eventually
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,12 +38,18 @@ async def _start(tmp_path: Path, *extra: str) -> tuple[asyncio.subprocess.Proces
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    for _ in range(200):
-        if ready.exists():
-            return proc, json.loads(ready.read_text())
-        await asyncio.sleep(0.05)
-    proc.kill()
-    pytest.fail("emulator did not write its ready file")
+    try:
+        await eventually(
+            ready.exists,
+            what="the emulator writing its ready file",
+            stop=lambda: None if proc.returncode is None else f"the emulator exited ({proc.returncode})",
+        )
+    except AssertionError:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.communicate()
+        raise
+    return proc, json.loads(ready.read_text())
 
 
 async def test_subprocess_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -69,7 +75,7 @@ async def test_subprocess_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert f"OS_ACCESS_KEY={info['access_key']}" in config.read_text()
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = await asyncio.wait_for(proc.communicate(), 10)
+        out, _ = await asyncio.wait_for(proc.communicate(), DEADLINE)
     assert proc.returncode == 0
     assert info["dcs_endpoint"] in out.decode()
 
@@ -78,5 +84,5 @@ async def test_subprocess_stops_on_sigint(tmp_path: Path) -> None:
     """SIGINT (Ctrl-C) also stops it cleanly with exit code 0."""
     proc, _ = await _start(tmp_path)
     proc.send_signal(signal.SIGINT)
-    await asyncio.wait_for(proc.communicate(), 10)
+    await asyncio.wait_for(proc.communicate(), DEADLINE)
     assert proc.returncode == 0

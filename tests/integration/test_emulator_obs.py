@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -11,19 +10,28 @@ import aiohttp
 
 from harvester.emulator import Emulator, Instance
 from tests.emulator_sigv import EmulatorApi, EmulatorFactory
+from tests.polling import collections_done
 
 
 def _running(emu: Emulator, mode: str = "ha") -> Instance:
     return next(i for i in emu.fleet.find(cache_mode=mode) if i.collectable)
 
 
-async def _ready_files(api: EmulatorApi, inst: Instance, query_time: int = 1) -> list[dict[str, Any]]:
+async def _collected_files(
+    api: EmulatorApi, inst: Instance, query_time: int = 1, *, ready: bool = True
+) -> list[dict[str, Any]]:
+    """Collect, then list: once every file is done, or (``ready=False``) at once."""
     params = {"log_type": "run", "query_time": query_time, "replication_id": inst.replicas[0].replication_id}
     assert (await api.call("POST", f"/instances/{inst.instance_id}/redislog", params)).status == 204
-    await asyncio.sleep(0.08)
+    if ready:
+        await collections_done(api.emu, inst.instance_id)
     res = await api.call("GET", f"/instances/{inst.instance_id}/redislog", {"log_type": "run", "limit": 100})
     files: list[dict[str, Any]] = res.json["file_list"]
     return files
+
+
+async def _ready_files(api: EmulatorApi, inst: Instance, query_time: int = 1) -> list[dict[str, Any]]:
+    return await _collected_files(api, inst, query_time)
 
 
 async def _link(api: EmulatorApi, inst: Instance, log_id: str) -> str:
@@ -59,9 +67,11 @@ async def test_link_ttl_configurable(emulator_factory: EmulatorFactory) -> None:
     async with aiohttp.ClientSession() as session:
         api = EmulatorApi(session, emu)
         inst = _running(emu)
-        link = await _link(api, inst, (await _ready_files(api, inst))[0]["id"])
+        log_id = (await _ready_files(api, inst))[0]["id"]
+        before = emu.clock.now()
+        link = await _link(api, inst, log_id)
         expires = int(parse_qs(urlsplit(link).query)["Expires"][0])
-        assert abs(expires - (emu.clock.now() + 120)) < 5
+        assert int(before) + 120 <= expires <= emu.clock.now() + 120
 
 
 async def test_expired_link_is_403(emulator_api: EmulatorApi) -> None:
@@ -128,7 +138,7 @@ async def test_link_errors(emulator_factory: EmulatorFactory) -> None:
         inst = _running(emu)
         res = await api.call("POST", f"/instances/{inst.instance_id}/redislog/nope/links")
         assert (res.status, res.json["error_code"]) == (404, "DCS.4001")
-        files = await _ready_files(api, inst)
+        files = await _collected_files(api, inst, ready=False)  # creating mode lists it at once
         assert files[0]["status"] == "creating"
         res = await api.call("POST", f"/instances/{inst.instance_id}/redislog/{files[0]['id']}/links")
         assert (res.status, res.json["error_code"]) == (400, "DCS.4026")

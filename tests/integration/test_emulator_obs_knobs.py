@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import time
 import zlib
@@ -13,6 +12,7 @@ from yarl import URL
 
 from harvester.emulator import Emulator, Instance
 from tests.emulator_sigv import EmulatorApi
+from tests.polling import collections_done
 
 
 def _running(emu: Emulator) -> Instance:
@@ -23,7 +23,7 @@ async def _link(api: EmulatorApi) -> tuple[str, bytes]:
     inst = _running(api.emu)
     params = {"log_type": "run", "query_time": 1, "replication_id": inst.replicas[0].replication_id}
     await api.call("POST", f"/instances/{inst.instance_id}/redislog", params)
-    await asyncio.sleep(0.08)
+    await collections_done(api.emu, inst.instance_id)
     res = await api.call("GET", f"/instances/{inst.instance_id}/redislog", {"log_type": "run"})
     item: dict[str, Any] = res.json["file_list"][0]
     res = await api.call("POST", f"/instances/{inst.instance_id}/redislog/{item['id']}/links")

@@ -29,6 +29,7 @@ from harvester.nightly import Nightly, NightlyOptions
 from harvester.session import new_run_id, open_engine
 from tests.emulator_sigv import EmulatorFactory
 from tests.helpers import code_of, expected_keys, keys_of, settings_for
+from tests.polling import eventually
 
 
 def _oserror(code: int) -> OSError:
@@ -148,9 +149,11 @@ async def test_a_run_stopped_while_dcs_collects_accounts_for_every_day(
     replicas = sum(len(i.replicas) for i in emu.fleet.instances)
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
-        with anyio.fail_after(20):
-            while emu.counters.collections < replicas or emu.counters.requests["dcs"] < 20:
-                await anyio.sleep(0.02)
+        await eventually(
+            lambda: emu.counters.collections >= replicas and emu.counters.requests["dcs"] >= 20,
+            what="the run waiting for every replica's collection",
+            every=0.02,
+        )
         tg.cancel_scope.cancel()
 
     summary = box["engine"].summary

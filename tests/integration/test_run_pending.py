@@ -27,6 +27,9 @@ from tests.helpers import code_of, keys_of, night, settings_for
 DAY = 86400.0
 TODAY = datetime.now(UTC).date()
 NOON = datetime.combine(TODAY, time(12), tzinfo=UTC)
+#: collect.wait_timeout for a night whose files all come promptly: it ends as soon as they are
+#: listed, so a generous value costs nothing and a loaded machine cannot turn them pending.
+PATIENT = 60.0
 
 
 def day(n: int) -> date:
@@ -65,8 +68,9 @@ async def test_files_that_appear_late_stay_pending_and_are_archived_when_they_ap
     emu = await _cloud(emulator_factory, start_days_ago=3)
     assert {len(i.replicas) for i in emu.fleet.instances} == {1, 2}
     settings = settings_for(emu, tmp_path, auth="password", extra={"collect": {"wait_timeout": 3}})
+    prompt = settings_for(emu, tmp_path, auth="password", extra={"collect": {"wait_timeout": PATIENT}})
     root = settings.archive.root
-    assert code_of(await night(settings, emu)) == 0  # three nights ago: days -10..-4
+    assert code_of(await night(prompt, emu)) == 0  # three nights ago: days -10..-4
 
     emu.clock.advance(3 * DAY)
     emu.config.collect_stagger = 10.0  # each day further back appears 10 s later than the one after it
@@ -86,7 +90,7 @@ async def test_files_that_appear_late_stay_pending_and_are_archived_when_they_ap
 
     emu.clock.advance(DAY)
     emu.config.collect_stagger = 0.0  # tonight the files come promptly
-    third = await night(settings, emu)
+    third = await night(prompt, emu)
 
     assert code_of(third) == 0
     assert not _by(third, Outcome.PENDING)
@@ -211,7 +215,8 @@ async def test_a_collection_accepted_but_never_done_leaves_its_days_pending(
     assert all(r["evidence"] == [] for r in _state(settings.archive.root).values())
 
     emu.config.lost_rate = 0.0
-    later = await night(settings, emu)
+    prompt = settings_for(emu, tmp_path, auth="password", extra={"collect": {"wait_timeout": PATIENT}})
+    later = await night(prompt, emu)
     assert code_of(later) == 0
     assert len(_by(later, Outcome.ARCHIVED)) == 7 * replicas
     assert _state(settings.archive.root) == {}

@@ -20,12 +20,14 @@ from harvester.archive.manifest_writer import ManifestWriter
 from harvester.archive.paths import PART_SUFFIX, SHA_LIST_NAME, TMP_SUFFIX
 from harvester.archive.store import Archive
 from harvester.archive.verify import verify
+from tests.polling import DEADLINE
 
 pytestmark = pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs coreutils sha256sum")
 
 REPO = Path(__file__).resolve().parents[2]
 FOLDERS = ("2025-01-02", "2025-01-03", "incidents/20250103T040506Z-oom")
 FILES_PER_BATCH = 45
+BATCHES = 8
 CONCURRENCY = 4
 
 # The "harvester": archives one batch of files, skipping those its manifest already lists,
@@ -135,19 +137,15 @@ def test_sigkill_at_random_moments_keeps_the_archive_consistent(tmp_path: Path) 
     """However a run dies, manifests list only complete files, and the next run restores a clean archive."""
     root = tmp_path / "archive"
     rng = random.Random(20250103)
-    deadline = time.monotonic() + 15
-    iterations = 0
-    for batch in range(12):
-        if time.monotonic() > deadline - 2:
-            break
+    # A fixed number of kills, not "as many as fit in 15 s": a loaded machine fits fewer.
+    for batch in range(BATCHES):
         proc = start(root, batch)
         assert proc.stdout is not None
         for _ in range(rng.randrange(FILES_PER_BATCH)):
             proc.stdout.readline()
-        time.sleep(rng.uniform(0.0, 0.01))
+        time.sleep(rng.uniform(0.0, 0.01))  # the kill's moment within a file: the point of the test
         proc.kill()
         proc.wait()
-        iterations += 1
 
         check_after_kill(root)
         orphans = leftovers(root)
@@ -162,11 +160,10 @@ def test_sigkill_at_random_moments_keeps_the_archive_consistent(tmp_path: Path) 
         assert len(report.extra) <= CONCURRENCY, report.extra
 
         recovery = start(root, batch)
-        recovery.communicate(timeout=30)
+        recovery.communicate(timeout=DEADLINE)
         assert recovery.returncode == 0
         report = verify(root)
         assert report.clean, report
         assert report.checked == FILES_PER_BATCH * (batch + 1)
         for name in manifest_folders(root):
             sha256sum_check(root / name)
-    assert iterations >= 6

@@ -150,7 +150,8 @@ class FakeIam:
 
     async def __call__(self) -> tuple[Secret, datetime]:
         self.calls += 1
-        await anyio.sleep(0.01)
+        for _ in range(3):  # in flight for a few turns of the loop: concurrent callers arrive meanwhile
+            await anyio.lowlevel.checkpoint()
         return Secret(f"token-{self.calls}"), self.clock.now + self.lifetime
 
 

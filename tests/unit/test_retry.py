@@ -1,9 +1,12 @@
-"""Retry budgets and pacing: transient errors back off, 429 waits as told, the rest fails fast."""
+"""Retry budgets and pacing: transient errors back off, 429 waits as told, the rest fails fast.
+
+Nothing here sleeps: stamina runs in testing mode (tests/unit/conftest.py) and the rate
+limiter reads a :class:`FakeClock` whose ``sleep`` moves time on instead of waiting.
+"""
 
 from __future__ import annotations
 
-import time
-
+import anyio
 import pytest
 
 from harvester.errors import ApiError, TransportError
@@ -12,6 +15,29 @@ from harvester.retry import RateLimiter, RetryEvent, RetryPolicy, backoff, call_
 FAST = RetryPolicy(
     attempts=3, throttle_attempts=3, timeout=30.0, wait_initial=0.01, wait_max=0.02, wait_jitter=0.0
 )
+
+
+class FakeClock:
+    """A monotonic clock for the limiter; sleeping advances it at once.
+
+    Like a real clock it moves on by at least a microsecond per sleep: a limiter that sleeps
+    exactly its computed token deficit can be left a rounding error short of a whole token,
+    and a fake sleep of that rounding error would leave the time where it was, for ever.
+    """
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 1e-6)
+        await anyio.lowlevel.checkpoint()
+
+
+def limiter_on(clock: FakeClock, rate: float, burst: float | None = None) -> RateLimiter:
+    return RateLimiter(rate, burst, clock=clock, sleep=clock.sleep)
 
 
 class Flaky:
@@ -58,30 +84,39 @@ async def test_retry_after_is_honoured_on_its_own_budget() -> None:
     policy = RetryPolicy(attempts=1, throttle_attempts=3, timeout=30.0, wait_initial=0.01, wait_jitter=0.0)
     events: list[RetryEvent] = []
     fn = Flaky(ApiError(429, "APIG.0308", retry_after=0.3), ApiError(429, "APIG.0308", retry_after=0.3))
-    start = time.monotonic()
-    assert await call_with_retry(fn, what="link", policy=policy, on_retry=events.append) == "ok"
-    assert time.monotonic() - start >= 0.55
+    clock = FakeClock()
+    start = clock.now
+    limiter = limiter_on(clock, 1000.0)
+    assert (
+        await call_with_retry(fn, what="link", policy=policy, limiter=limiter, on_retry=events.append) == "ok"
+    )
+    assert clock.now - start >= 0.55
     assert [(e.kind, e.wait) for e in events] == [("throttled", 0.3), ("throttled", 0.3)]
+    assert fn.calls == 3  # two 429s and the answer, although the error budget allows one try
 
 
 async def test_throttling_pauses_the_whole_project() -> None:
     """After a 429, other requests through the same limiter also wait out Retry-After."""
-    limiter = RateLimiter(1000.0)
+    clock = FakeClock()
+    limiter = limiter_on(clock, 1000.0)
     fn = Flaky(ApiError(429, retry_after=0.3))
+    start = clock.now
     await call_with_retry(fn, what="a", policy=FAST, limiter=limiter)
+    assert clock.now - start == pytest.approx(0.3)  # the retry waited out the pause its 429 set
     limiter.pause(0.3)
-    start = time.monotonic()
+    start = clock.now
     await limiter.acquire()
-    assert time.monotonic() - start >= 0.25
+    assert clock.now - start >= 0.25
 
 
 async def test_rate_limiter_paces_requests() -> None:
     """At 20 requests per second, 11 requests after the burst take about half a second."""
-    limiter = RateLimiter(20.0, burst=1.0)
-    start = time.monotonic()
+    clock = FakeClock()
+    limiter = limiter_on(clock, 20.0, burst=1.0)
+    start = clock.now
     for _ in range(11):
         await limiter.acquire()
-    assert time.monotonic() - start >= 0.45
+    assert clock.now - start >= 0.45
 
 
 def test_backoff_doubles_from_wait_initial_with_jitter_and_a_cap() -> None:
