@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harvester.archive.files import write_bytes_atomic
-from harvester.archive.locks import O_CREATE, Sweep, remove_if_orphan
+from harvester.archive.locks import Sweep, create_locked, remove_if_orphan
 from harvester.archive.oserror import reason, storage_error
 from harvester.archive.paths import INCIDENTS, MARKER_NAME, TMP_SUFFIX, is_date_name, is_leftover
 from harvester.errors import ArchiveRootError
@@ -178,17 +178,21 @@ def _mark(root: Path) -> None:
 
 
 def check_writable(root: Path) -> None:
-    """Fail before any download starts, with one line an operator can act on."""
+    """Fail before any download starts, with one line an operator can act on.
+
+    The probe is held locked while it exists, like every temporary of ours: a shard starting
+    at the same moment sweeps unlocked leftovers, and must not take this one for a dead run's.
+    """
     probe = root / f".write-probe.{secrets.token_hex(6)}{TMP_SUFFIX}"
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(probe, O_CREATE, 0o644)
+        fd = create_locked(probe)
         try:
             os.write(fd, b"ok")
             os.fsync(fd)
+            os.unlink(probe)
         finally:
             os.close(fd)
-        os.unlink(probe)
     except OSError as exc:
         raise storage_error(f"archive root {root} is not writable", exc) from exc
 
