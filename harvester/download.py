@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 
+from harvester.cloud.obs import open_download
+from harvester.cloud.transport import Transport
 from harvester.config import host_allowed, is_loopback
 from harvester.errors import LinkRefusedError
 from harvester.models import ArchivedFile, SignedLink, SignedUrl
 from harvester.storage import Archive
-from harvester.transport import Transport
 
 
 async def fetch_to_archive(
@@ -41,7 +42,7 @@ async def fetch_to_archive(
         check_link(url, allowed_hosts, verb="redirects to")
 
     async with (
-        transport.open_download(link.url, chunk_size=chunk_size, follow=follow) as body,
+        open_download(transport, link.url, chunk_size=chunk_size, follow=follow) as body,
         archive.open_part(folder, relpath) as part,
     ):
         async for chunk in body.chunks():

@@ -30,7 +30,10 @@ import structlog
 
 from harvester import log as logsetup
 from harvester import plan
-from harvester.auth import AkSkAuth, Authenticator, PasswordAuth, StaticTokenAuth
+from harvester.cloud.auth import AkSkAuth, Authenticator, StaticTokenAuth
+from harvester.cloud.iam import Iam, IamUser, PasswordAuth
+from harvester.cloud.retry import RetryEvent, RetryPolicy, call_with_retry
+from harvester.cloud.transport import Transport
 from harvester.config import Settings, apply_emulator, load_config
 from harvester.errors import (
     EXIT_OK,
@@ -48,9 +51,7 @@ from harvester.models import Outcome, RunSummary
 from harvester.nightly import Nightly, NightlyOptions
 from harvester.progress import bars_wanted, make_progress
 from harvester.report import render_text, summary_dict, unreachable_lines
-from harvester.retry import RetryEvent, RetryPolicy, call_with_retry
 from harvester.storage import Archive, write_bytes_atomic
-from harvester.transport import Transport
 
 log = structlog.get_logger("harvester")
 
@@ -95,15 +96,9 @@ def authenticators(settings: Settings, transport: Transport) -> dict[str, Authen
         else:
             if auth.username is None or auth.password is None or auth.domain is None:
                 raise ConfigError("auth: username, password and domain are required for method password")
+            iam = Iam(transport, project.iam_endpoint, IamUser(auth.username, auth.password, auth.domain))
             out[project.name] = PasswordAuth.from_login(
-                transport.login_fn(
-                    project.iam_endpoint,
-                    auth.username,
-                    auth.password,
-                    auth.domain,
-                    project_id=project.project_id,
-                    project_name=project.project_name,
-                )
+                iam.login(project_id=project.project_id, project_name=project.project_name)
             )
     return out
 
@@ -166,9 +161,9 @@ async def resolve_project_ids(settings: Settings, transport: Transport) -> Setti
     if all(p.project_id is not None for p in settings.projects):
         return settings
     auth = settings.auth
-    username, password, domain = auth.username, auth.password, auth.domain
-    if username is None or password is None or domain is None:  # config.py checks this
+    if auth.username is None or auth.password is None or auth.domain is None:  # config.py checks this
         raise ConfigError("projects: project_name needs auth.method password (username, password, domain)")
+    user = IamUser(auth.username, auth.password, auth.domain)
     lim = settings.limits
     policy = RetryPolicy(
         attempts=lim.retry_attempts, throttle_attempts=lim.throttle_attempts, timeout=lim.retry_timeout
@@ -187,13 +182,12 @@ async def resolve_project_ids(settings: Settings, transport: Transport) -> Setti
     resolved = []
     for project in settings.projects:
         if project.project_id is None and project.project_name is not None:
-            name, endpoint = project.project_name, project.iam_endpoint
-
-            async def lookup(name: str = name, endpoint: str = endpoint) -> str:
-                return await transport.iam_project_id(endpoint, username, password, domain, project_name=name)
-
+            name, iam = project.project_name, Iam(transport, project.iam_endpoint, user)
             project_id = await call_with_retry(
-                lookup, what=f"resolve project {name!r}", policy=policy, on_retry=on_retry
+                functools.partial(iam.project_id, name),
+                what=f"resolve project {name!r}",
+                policy=policy,
+                on_retry=on_retry,
             )
             log.info("harvest.project_resolved", project=project.name, project_id=project_id)
             resolved.append(dataclasses.replace(project, project_id=project_id))

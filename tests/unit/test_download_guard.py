@@ -7,11 +7,11 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from harvester.cloud.transport import Transport
 from harvester.download import fetch_to_archive
 from harvester.errors import LinkRefusedError
 from harvester.models import SignedLink, SignedUrl, redact_url
 from harvester.storage import Archive
-from harvester.transport import Transport
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from harvester.cloud.retry import RateLimiter, RetryEvent, RetryPolicy, backoff, call_with_retry
 from harvester.errors import ApiError, TransportError
-from harvester.retry import RateLimiter, RetryEvent, RetryPolicy, backoff, call_with_retry
 
 FAST = RetryPolicy(
     attempts=3, throttle_attempts=3, timeout=30.0, wait_initial=0.01, wait_max=0.02, wait_jitter=0.0

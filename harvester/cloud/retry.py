@@ -5,7 +5,7 @@ service failing (exponential backoff with jitter, ``attempts`` tries), while a 4
 gateway asking us to slow down (wait exactly as ``Retry-After`` says, on its own
 ``throttle_attempts`` budget, so a throttled night does not burn the error budget).
 Everything else fails at once: retrying a 403 or a 404 cannot help, and neither can calling
-an endpoint whose circuit breaker is open (:mod:`harvester.breaker`).
+an endpoint whose circuit breaker is open (:mod:`harvester.cloud.breaker`).
 
 The wait before each retry is chosen here (:func:`backoff`), not inside stamina, so that the
 ``retry.scheduled`` log line can say how long it is.
