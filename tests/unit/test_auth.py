@@ -6,6 +6,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from harvester.cloud.auth import (
@@ -149,7 +150,7 @@ class FakeIam:
 
     async def __call__(self) -> tuple[Secret, datetime]:
         self.calls += 1
-        await anyio.sleep(0.01)
+        await anyio.lowlevel.checkpoint()  # let the other callers run into the lock meanwhile
         return Secret(f"token-{self.calls}"), self.clock.now + self.lifetime
 
 
