@@ -11,6 +11,6 @@
                 (:mod:`.decoding`) and checked complete
     retry       the retry budgets and the per-project rate limiter (stamina underneath)
 
-Imports run one way: dcs/iam -> api -> auth/transport -> wire/breaker; nothing here imports
-the engine, the archive or the commands.
+Imports run one way: dcs, iam -> api -> auth, transport -> breaker, wire; obs -> transport,
+decoding. Nothing here imports the engine, the archive or the commands.
 """
