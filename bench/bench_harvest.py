@@ -49,6 +49,7 @@ import anyio
 import structlog
 
 from harvester import log as logsetup
+from harvester.cloud.transport import Response
 from harvester.config.load import load_config
 from harvester.config.schema import Settings
 from harvester.harvest import Engine
@@ -258,16 +259,16 @@ class Trace:
 def instrument(engine: Engine, trace: Trace) -> None:
     """Wrap (on this engine's objects only) the calls whose timing explains the makespan."""
     transport = engine.transport
-    request_json = transport.request_json
+    send = transport.send
 
-    async def timed_request(*a: Any, **kw: Any) -> tuple[int, Any]:
+    async def timed_request(*a: Any, **kw: Any) -> Response:
         start = trace.now()
         try:
-            return await request_json(*a, **kw)
+            return await send(*a, **kw)
         finally:
             trace.calls.append((_kind(str(kw.get("what", ""))), start, trace.now()))
 
-    setattr(transport, "request_json", timed_request)  # noqa: B010 - bypass the method type
+    setattr(transport, "send", timed_request)  # noqa: B010 - bypass the method type
 
     wait = engine.wait_for_collection
 

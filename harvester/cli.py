@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from harvester import __version__
 from harvester.errors import EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_USAGE, HarvesterError, UsageError
+from harvester.models import QUERY_TIMES
 
 if TYPE_CHECKING:
     from harvester.archive.prune import PrunePlan
@@ -159,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     col.add_argument(
         "--days",
         type=int,
-        choices=(0, 1, 3, 7),
+        choices=QUERY_TIMES,
         default=0,
         help="0: today's log only (default); N: also the N days before",
     )

@@ -17,10 +17,11 @@ from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 
 from harvester.archive.store import Archive
+from harvester.cloud.obs import open_download
+from harvester.cloud.transport import Transport
 from harvester.config.regions import host_allowed, is_loopback
 from harvester.errors import LinkRefusedError
 from harvester.models import ArchivedFile, SignedLink, SignedUrl
-from harvester.transport import Transport
 
 
 async def fetch_to_archive(
@@ -41,7 +42,7 @@ async def fetch_to_archive(
         check_link(url, allowed_hosts, verb="redirects to")
 
     async with (
-        transport.open_download(link.url, chunk_size=chunk_size, follow=follow) as body,
+        open_download(transport, link.url, chunk_size=chunk_size, follow=follow) as body,
         archive.open_part(folder, relpath) as part,
     ):
         async for chunk in body.chunks():

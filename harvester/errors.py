@@ -104,7 +104,7 @@ class TransportError(HarvesterError):
 
 
 class EndpointUnavailableError(TransportError):
-    """The endpoint's circuit breaker is open: the call was not made (see harvester.breaker).
+    """The endpoint's circuit breaker is open: the call was not made (see harvester.cloud.breaker).
 
     Not retried: the breaker already waited out the outage that a retry would wait for, and
     every other call to the endpoint fails the same way, so dependent work fails at once.

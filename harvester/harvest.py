@@ -2,7 +2,7 @@
 
 This is the only module that opens task groups and holds the limiters. Everything it
 decides is delegated to :mod:`harvester.plan` (pure) and everything it touches goes through
-:mod:`harvester.dcs`, :mod:`harvester.download` and :mod:`harvester.archive`; what stays
+:mod:`harvester.cloud.dcs`, :mod:`harvester.download` and :mod:`harvester.archive`; what stays
 here is the orchestration and the accounting: every file ends in exactly one FileResult.
 """
 
@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
@@ -24,10 +24,12 @@ from harvester import plan
 from harvester.archive.manifest import ManifestEntry
 from harvester.archive.manifest_writer import ManifestWriter
 from harvester.archive.store import Archive
-from harvester.auth import Authenticator
-from harvester.breaker import endpoint_url
+from harvester.cloud.auth import Authenticator
+from harvester.cloud.breaker import endpoint_url
+from harvester.cloud.dcs import DcsClient
+from harvester.cloud.retry import MAX_RETRY_AFTER, RateLimiter, RetryEvent, RetryPolicy, call_with_retry
+from harvester.cloud.transport import Transport
 from harvester.config.schema import ProjectSettings, Settings
-from harvester.dcs import DcsClient, GroupInfo, InstanceInfo, RunlogItem
 from harvester.download import fetch_to_archive
 from harvester.errors import (
     Action,
@@ -43,7 +45,10 @@ from harvester.errors import (
 )
 from harvester.models import (
     ArchivedFile,
+    Clock,
     FileResult,
+    Group,
+    Instance,
     InstanceFailure,
     LogFile,
     Outcome,
@@ -51,17 +56,12 @@ from harvester.models import (
     RunSummary,
     SignedLink,
     Target,
+    utcnow,
 )
 from harvester.progress import NullProgress, Progress
-from harvester.retry import MAX_RETRY_AFTER, RateLimiter, RetryEvent, RetryPolicy, call_with_retry
-from harvester.transport import Transport
 
 T = TypeVar("T")
 log = structlog.get_logger("harvester")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ class Collected:
     days still missing are the caller's to report as pending.
     """
 
-    items: list[RunlogItem]
+    items: list[LogFile]
     ended: Mapping[Replica, plan.WaitEnd]
     waited: float = 0.0  # seconds
 
@@ -158,7 +158,7 @@ class Engine:
         *,
         run_id: str,
         progress: Progress | None = None,
-        now: Callable[[], datetime] = utc_now,
+        now: Clock = utcnow,
     ) -> None:
         self.settings = settings
         self.transport = transport
@@ -262,7 +262,7 @@ class Engine:
         With ``strict`` (incident mode), a name in ``only`` that matches several instances or
         none is a UsageError before anything else happens.
         """
-        found: list[tuple[Project, InstanceInfo]] = []
+        found: list[tuple[Project, Instance]] = []
 
         async def one(project: Project) -> None:
             try:
@@ -285,15 +285,11 @@ class Engine:
         for project, info in sorted(
             found, key=lambda pi: (pi[0].settings.name, pi[1].name, pi[1].instance_id)
         ):
-            target = Target(
+            target = Target.of(
+                info,
                 project=project.settings.name,
                 project_id=project.project_id,
                 region=project.settings.region,
-                instance_id=info.instance_id,
-                instance_name=info.name,
-                cache_mode=info.cache_mode,
-                engine_version=info.engine_version,
-                status=info.status,
             )
             reason = plan.should_harvest(info.status, info.engine_version)
             if reason is not None and skip_unusable:
@@ -305,9 +301,9 @@ class Engine:
         return targets
 
     def _filter_only(
-        self, found: list[tuple[Project, InstanceInfo]], only: Sequence[str], *, strict: bool
-    ) -> list[tuple[Project, InstanceInfo]]:
-        keep: dict[tuple[str, str], tuple[Project, InstanceInfo]] = {}
+        self, found: list[tuple[Project, Instance]], only: Sequence[str], *, strict: bool
+    ) -> list[tuple[Project, Instance]]:
+        keep: dict[tuple[str, str], tuple[Project, Instance]] = {}
         for wanted in only:
             hits = [(p, i) for p, i in found if wanted in (i.instance_id, i.name)]
             if strict and len(hits) > 1:
@@ -316,15 +312,14 @@ class Engine:
                     f"--instance {wanted!r} matches {len(hits)} instances: {listing}; give an id"
                 )
             if not hits:
-                listed = [plan.ListedInstance(i.instance_id, i.name) for _, i in found]
-                close = sorted({c.name for c in plan.suggest(wanted, listed)})
+                close = sorted({c.name for c in plan.suggest(wanted, [i for _, i in found])})
                 hint = f"; similar names: {', '.join(close)}" if close else ""
                 raise UsageError(f"--instance {wanted!r} matches no configured instance{hint}")
             for p, i in hits:
                 keep[(p.project_id, i.instance_id)] = (p, i)
         return list(keep.values())
 
-    async def _project_instances(self, project: Project) -> list[InstanceInfo]:
+    async def _project_instances(self, project: Project) -> list[Instance]:
         """Listing-level records; ids named in the config are shown (that is how we learn names)."""
         ps = project.settings
         client = project.client
@@ -332,7 +327,7 @@ class Engine:
             tags = dict(ps.discover.tags) if ps.discover is not None else None
             name = ps.discover.name if ps.discover is not None else None
             return await client.list_instances(name=name, tags=tags or None)
-        result: list[InstanceInfo] = []
+        result: list[Instance] = []
         ids = [ref.id for ref in ps.instances if ref.id is not None]
         by_name = [ref for ref in ps.instances if ref.name is not None]
 
@@ -347,20 +342,18 @@ class Engine:
         await self.for_each(ids, show)
         if by_name:
             listed = await client.list_instances()
-            by_id = {i.instance_id: i for i in listed}
-            listing = [plan.ListedInstance(i.instance_id, i.name, i.status, i.engine_version) for i in listed]
-            for match in plan.match_instances(by_name, listing, project=ps.name):
+            for match in plan.match_instances(by_name, listed, project=ps.name):
                 if match.instance is None:
                     self.instance_failed(ps.name, match.ref.name or "?", str(match.error))
                 else:
-                    result.append(by_id[match.instance.instance_id])
+                    result.append(match.instance)
         return result
 
-    async def _details(self, found: list[tuple[Project, InstanceInfo]]) -> list[tuple[Project, InstanceInfo]]:
+    async def _details(self, found: list[tuple[Project, Instance]]) -> list[tuple[Project, Instance]]:
         """``cache_mode`` is only in the show-instance answer: fetch it for each, concurrently."""
-        out: list[tuple[Project, InstanceInfo]] = []
+        out: list[tuple[Project, Instance]] = []
 
-        async def detail(pair: tuple[Project, InstanceInfo]) -> None:
+        async def detail(pair: tuple[Project, Instance]) -> None:
             project, info = pair
             if info.cache_mode:
                 out.append(pair)
@@ -385,15 +378,12 @@ class Engine:
         """The replicas to collect from; a single-node instance has one, without an id."""
         return (await self.topology(target))[1]
 
-    async def topology(self, target: Target) -> tuple[list[GroupInfo], list[Replica]]:
+    async def topology(self, target: Target) -> tuple[list[Group], list[Replica]]:
         """Shards as DCS describes them, and the replicas they hold."""
         if target.cache_mode == "single":
             return [], [Replica(target, "", "", None, "master")]
-        groups = await self.project_of(target).client.list_groups(target.instance_id)
-        replicas = [
-            Replica(target, g.group_name, r.ip, r.replication_id, r.role) for g in groups for r in g.replicas
-        ]
-        return groups, replicas
+        groups = await self.project_of(target).client.list_groups(target)
+        return groups, [r for g in groups for r in g.replicas]
 
     # -- collecting ---------------------------------------------------------------------
 
@@ -407,11 +397,17 @@ class Engine:
         by_instance[target.instance_id] = by_instance.get(target.instance_id, 0) + 1
         log.info("harvest.collection_requested", query_time=query_time, replica=replica.replication_ip or "-")
 
-    async def list_logs(self, target: Target) -> list[RunlogItem]:
-        return await self.project_of(target).client.list_runlogs(target.instance_id)
+    async def list_logs(self, target: Target, replicas: Sequence[Replica]) -> list[LogFile]:
+        """What DCS lists for ``target``, each file attached to its owner among ``replicas``."""
+        return await self.project_of(target).client.list_runlogs(target, replicas)
 
     async def wait_for_collection(
-        self, target: Target, requested: Mapping[Replica, Set[date]], before: set[str]
+        self,
+        target: Target,
+        requested: Mapping[Replica, Set[date]],
+        before: set[str],
+        *,
+        replicas: Sequence[Replica],
     ) -> Collected:
         """Poll the listing until each replica's wait ends (see :func:`plan.wait_end`).
 
@@ -420,6 +416,8 @@ class Engine:
         listed for every day in ``requested``, when its part of the listing has stopped
         changing for the settle period, or at ``collect.wait_timeout``. Timing decides only how
         long tonight's wait is: whatever is still missing is the caller's to keep as pending.
+        ``before`` are the log ids listed before the collections; ``replicas`` all of the
+        instance's, so that every listed file is attached to its owner.
         """
         waiting = dict(requested)
         self.progress.waiting(len(waiting))
@@ -428,22 +426,22 @@ class Engine:
         seen: dict[Replica, frozenset[tuple[str, str]]] = {}
         changes: dict[Replica, list[float]] = {r: [] for r in waiting}
         ended: dict[Replica, plan.WaitEnd] = {}
-        items: list[RunlogItem] = []
+        items: list[LogFile] = []
         try:
             while waiting:
                 await anyio.sleep(poll)
-                items = await self.list_logs(target)
-                fresh = [i for i in items if i.id not in before]
+                items = await self.list_logs(target, replicas)
+                fresh = [lf for lf in items if lf.log_id not in before]
                 now = time.monotonic()
                 for replica, wanted in list(waiting.items()):
-                    mine = [i for i in fresh if _belongs(i, replica)]
-                    signature = frozenset((i.id, plan.classify_status(i.status)) for i in mine)
+                    mine = [lf for lf in fresh if replica.owns(lf.key)]
+                    signature = frozenset((lf.log_id, plan.classify_status(lf.status)) for lf in mine)
                     if signature != seen.get(replica, frozenset()):
                         seen[replica] = signature
                         changes[replica].append(now)
                     why = plan.wait_end(
                         wanted=wanted,
-                        final_days={i.day for i in mine if plan.classify_status(i.status) != "pending"},
+                        final_days={lf.day for lf in mine if plan.classify_status(lf.status) != "pending"},
                         started=started,
                         now=now,
                         changes=changes[replica],
@@ -712,25 +710,6 @@ def is_fatal(exc: BaseException) -> bool:
 
 def _label(target: Target) -> str:
     return f"{target.instance_name} ({target.instance_id})"
-
-
-def _belongs(item: RunlogItem, replica: Replica) -> bool:
-    if replica.replication_id is None:
-        return True  # single node: every item of the instance is this replica's
-    return item.replication_ip == replica.replication_ip and item.group_name == replica.group_name
-
-
-def to_logfile(item: RunlogItem, replicas: Sequence[Replica], target: Target) -> LogFile:
-    """Attach a listed item to its replica; the item's own group/ip name the archive key."""
-    owner = next((r for r in replicas if _belongs(item, r)), None)
-    replica = Replica(
-        target,
-        item.group_name,
-        item.replication_ip,
-        owner.replication_id if owner is not None else None,
-        owner.role if owner is not None else "",
-    )
-    return LogFile(replica, item.id, item.file_name, item.day, item.status)
 
 
 def file_result(

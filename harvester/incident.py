@@ -27,7 +27,6 @@ from harvester.archive.files import write_bytes_atomic
 from harvester.archive.manifest import ManifestEntry
 from harvester.archive.paths import MANIFEST_LOCK, archive_relpath, instance_dir, safe_component
 from harvester.archive.store import Archive
-from harvester.dcs import GroupInfo, InstanceInfo
 from harvester.errors import (
     EXIT_NOTHING,
     EXIT_OK,
@@ -37,8 +36,8 @@ from harvester.errors import (
     UsageError,
     exit_code,
 )
-from harvester.harvest import Destination, Engine, file_result, is_fatal, to_logfile
-from harvester.models import LogFile, Outcome, Replica, RunSummary, Target
+from harvester.harvest import Destination, Engine, file_result, is_fatal
+from harvester.models import Group, Instance, LogFile, Outcome, Replica, RunSummary, Target
 from harvester.report import render_text, summary_dict
 from harvester.session import (
     SignalWatch,
@@ -194,7 +193,7 @@ class Incident:
                 f"--replica {self.options.replica!r} matches no replica of {target.instance_name}"
             )
 
-        before = {i.id for i in await engine.list_logs(target)}
+        before = {lf.log_id for lf in await engine.list_logs(target, replicas)}
         # N days before, and today: the N-day window excludes the day still being written.
         posts = [(r, qt) for r in chosen for qt in sorted({0, self.options.days})]
 
@@ -204,10 +203,11 @@ class Incident:
         await engine.for_each(posts, post)
         today = plan.today_utc(engine.now())
         days = frozenset({today} | plan.requested_days(today, (self.options.days,)))
-        collected = await engine.wait_for_collection(target, dict.fromkeys(chosen, days), before)
-        items = collected.items
-        fresh = [to_logfile(i, replicas, target) for i in items if i.id not in before]
-        mine = [lf for lf in fresh if any(_owned(lf, r) for r in chosen)]
+        collected = await engine.wait_for_collection(
+            target, dict.fromkeys(chosen, days), before, replicas=replicas
+        )
+        fresh = [lf for lf in collected.items if lf.log_id not in before]
+        mine = [lf for lf in fresh if any(r.owns(lf.key) for r in chosen)]
         work: list[tuple[LogFile, Destination]] = []
         for lf in _latest_per_key(mine):
             status = plan.classify_status(lf.status)
@@ -223,7 +223,7 @@ class Incident:
                 )
                 engine.record(file_result(lf, Outcome.FAILED, reason=reason))
         for replica in collected.timed_out:
-            if not any(_owned(lf, replica) for lf in mine):
+            if not any(replica.owns(lf.key) for lf in mine):
                 lf = LogFile(replica, "", "", engine.now().date(), "")
                 reason = collected.why(replica, engine.settings.collect.wait_timeout)
                 engine.record(file_result(lf, Outcome.FAILED, reason=reason))
@@ -231,7 +231,7 @@ class Incident:
         if self.options.slowlog:  # after the logs: a slow-log failure must not cost them
             await self._slowlog(target, info, base)
 
-    async def _slowlog(self, target: Target, info: InstanceInfo, base: PurePosixPath) -> None:
+    async def _slowlog(self, target: Target, info: Instance, base: PurePosixPath) -> None:
         start, end = slowlog_window(
             self.engine.now(), self.options.days, self.options.since, self.options.until
         )
@@ -275,12 +275,6 @@ def _slowlog_order(entry: dict[str, Any]) -> tuple[str, int, str]:
     return (str(entry.get("start_time", "")), numeric, str(raw_id))
 
 
-def _owned(lf: LogFile, replica: Replica) -> bool:
-    if replica.replication_id is None:
-        return True
-    return (lf.replica.group_name, lf.replica.replication_ip) == (replica.group_name, replica.replication_ip)
-
-
 def _latest_per_key(files: Sequence[LogFile]) -> list[LogFile]:
     """One file per (replica, day): the listing's last item is the newest collection."""
     latest: dict[object, LogFile] = {}
@@ -289,7 +283,7 @@ def _latest_per_key(files: Sequence[LogFile]) -> list[LogFile]:
     return list(latest.values())
 
 
-def _groups_json(groups: Sequence[GroupInfo]) -> dict[str, Any]:
+def _groups_json(groups: Sequence[Group]) -> dict[str, Any]:
     return {"group_count": len(groups), "group_list": [dict(g.raw) for g in groups]}
 
 

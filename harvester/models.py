@@ -1,6 +1,10 @@
 """Typed records that flow one way through the pipeline.
 
-config -> Target -> Replica -> LogFile -> SignedLink -> ArchivedFile -> manifest
+config -> Instance -> Target -> Replica (in a Group) -> LogFile -> SignedLink -> ArchivedFile -> manifest
+
+The DCS client (:mod:`harvester.cloud.dcs`) turns the wire JSON into these records once, at
+its boundary; nothing past it sees a dict from the API (except ``raw``, kept verbatim for
+incident bundles).
 
 Every file's journey ends in exactly one :class:`FileResult`; the run summary and the exit
 code are computed from those records alone, so there is one place that decides "did it work".
@@ -11,9 +15,27 @@ their sensitive part, so a stray ``repr`` in a log line or exception cannot leak
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from types import MappingProxyType
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+#: The ``query_time`` values DCS accepts when asked to collect run logs (contract section 2.1):
+#: ``0`` is today so far, ``N`` the N complete days before today.
+QUERY_TIMES = (0, 1, 3, 7)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC: the one clock every default reads."""
+    return datetime.now(UTC)
+
+
+def _no_raw() -> Mapping[str, Any]:
+    return MappingProxyType({})
 
 
 class Secret:
@@ -91,6 +113,27 @@ class SignedUrl:
 
 
 @dataclass(frozen=True, slots=True)
+class Instance:
+    """A DCS instance as the API lists or shows it (contract section 3.1).
+
+    The listing leaves some fields out (``cache_mode`` in particular is only sure in the
+    show-instance answer): they are ``""``/``None`` then, never guessed.
+    """
+
+    instance_id: str
+    name: str
+    status: str = ""
+    engine_version: str = ""
+    engine: str = ""
+    cache_mode: str = ""
+    ip: str = ""
+    port: int | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    created_at: datetime | None = None
+    raw: Mapping[str, Any] = field(default_factory=_no_raw, compare=False, repr=False)  # as returned
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """One DCS instance the run will harvest, resolved from config and the instance API."""
 
@@ -103,6 +146,20 @@ class Target:
     engine_version: str = ""
     status: str = ""
 
+    @classmethod
+    def of(cls, instance: Instance, *, project: str, project_id: str, region: str) -> Target:
+        """The instance as the run works on it: with the project it was found in."""
+        return cls(
+            project=project,
+            project_id=project_id,
+            region=region,
+            instance_id=instance.instance_id,
+            instance_name=instance.name,
+            cache_mode=instance.cache_mode,
+            engine_version=instance.engine_version,
+            status=instance.status,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Replica:
@@ -113,6 +170,30 @@ class Replica:
     replication_ip: str
     replication_id: str | None  # None for single-node instances
     role: str = "master"
+
+    def owns(self, key: ArchiveKey) -> bool:
+        """Whether a file (or pending day) with this key is this replica's.
+
+        A single node owns everything of its instance; a replica of a cluster or a
+        master/standby instance owns what carries its group and IP.
+        """
+        t = self.target
+        if (key.project_id, key.instance_id) != (t.project_id, t.instance_id):
+            return False
+        return self.replication_id is None or (key.group_name, key.replication_ip) == (
+            self.group_name,
+            self.replication_ip,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A shard (or the one group of a master/standby instance) and the replicas it holds."""
+
+    group_id: str
+    group_name: str
+    replicas: tuple[Replica, ...]
+    raw: Mapping[str, Any] = field(default_factory=_no_raw, compare=False, repr=False)  # as returned
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,9 +27,8 @@ from harvester import plan
 from harvester.archive.index import archived_keys
 from harvester.archive.paths import archive_relpath, date_folder
 from harvester.archive.state import InstanceKey, PendingDays, instance_of, pruned_through
-from harvester.dcs import RunlogItem
 from harvester.errors import HarvesterError
-from harvester.harvest import Collected, Destination, Engine, file_result, is_fatal, to_logfile
+from harvester.harvest import Collected, Destination, Engine, file_result, is_fatal
 from harvester.models import ArchiveKey, FileResult, LogFile, Outcome, Replica, RunSummary, Target
 from harvester.plan import PendingDay
 
@@ -122,7 +121,7 @@ class Nightly:
             log.error("harvest.state_not_saved", reason=str(exc))
 
     def _days_for(self, replica: Replica, keys: Iterable[ArchiveKey]) -> set[date]:
-        return {k.day for k in keys if _key_of_replica(k, replica)}
+        return {k.day for k in keys if replica.owns(k)}
 
     async def _instance(self, target: Target) -> None:
         with structlog.contextvars.bound_contextvars(project=target.project, instance=target.instance_name):
@@ -180,7 +179,7 @@ class Nightly:
         engine = self.engine
         settings = engine.settings
         replicas = await engine.replicas(target)
-        items = await engine.list_logs(target)
+        items = await engine.list_logs(target, replicas)
 
         records = self._records_of(target)
         if not self.options.dry_run:
@@ -189,7 +188,7 @@ class Nightly:
         need: dict[Replica, list[date]] = {}
         for replica in replicas:
             have = self._days_for(replica, self.archived)
-            final = {k.day for k, r in records.items() if r.final and _key_of_replica(k, replica)}
+            final = {k.day for k, r in records.items() if r.final and replica.owns(k)}
             missing = plan.missing_days(self.today, have, final, include_today=self.options.include_today)
             wanted = [d for d in missing if d in self.window]
             if self.options.repair is not None:
@@ -212,9 +211,9 @@ class Nightly:
         collected: Collected | None = None
         try:
             if not settings.collect.enabled:
-                listed = [to_logfile(i, replicas, target) for i in items]
+                listed = items
             elif any(requests.values()):
-                before = {i.id for i in items}
+                before = {lf.log_id for lf in items}
                 posts = [(r, qt) for r, query_times in requests.items() for qt in query_times]
 
                 async def post(request: tuple[Replica, int]) -> None:
@@ -222,8 +221,8 @@ class Nightly:
 
                 await engine.for_each(posts, post)
                 wanted_now = {r: frozenset(need[r]) for r, q in requests.items() if q}
-                collected = await engine.wait_for_collection(target, wanted_now, before)
-                listed = [to_logfile(i, replicas, target) for i in collected.items if i.id not in before]
+                collected = await engine.wait_for_collection(target, wanted_now, before, replicas=replicas)
+                listed = [lf for lf in collected.items if lf.log_id not in before]
             else:
                 listed = []
         except anyio.get_cancelled_exc_class():
@@ -249,7 +248,7 @@ class Nightly:
             chosen = [lf for lf in chosen if lf.key in self.options.repair]
         fetching: dict[tuple[Replica, date], LogFile] = {}
         for lf in chosen:
-            owner = next((r for r in need if _matches(lf, r) and lf.day in need[r]), None)
+            owner = next((r for r in need if r.owns(lf.key) and lf.day in need[r]), None)
             if owner is not None:
                 fetching[(owner, lf.day)] = lf
         self._report_unavailable(
@@ -351,7 +350,7 @@ class Nightly:
         for replica, days in need.items():
             ran = collected is not None and replica in collected.ended
             requested = plan.requested_days(self.today, requests.get(replica, ())) if ran else frozenset()
-            mine = [lf for lf in listed if _matches(lf, replica)]
+            mine = [lf for lf in listed if replica.owns(lf.key)]
             ready = {lf.day for lf in mine if plan.classify_status(lf.status) == "ready"}
             evidence = plan.quiet_evidence(requested, ready, self.today)
             for day in days:
@@ -436,13 +435,13 @@ class Nightly:
         self,
         target: Target,
         replicas: Sequence[Replica],
-        items: Sequence[RunlogItem],
+        items: Sequence[LogFile],
         need: dict[Replica, list[date]],
         requests: dict[Replica, tuple[int, ...]],
     ) -> None:
         """What a real run would do: the collections, and the days (or files) it would fetch."""
         collect = self.engine.settings.collect.enabled
-        listed = [to_logfile(i, replicas, target) for i in items] if not collect else []
+        listed = list(items) if not collect else []
         chosen = plan.select_downloads(
             listed,
             self.archived,
@@ -457,7 +456,7 @@ class Nightly:
                 fetch = tuple(
                     str(PurePosixPath(date_folder(lf.day)) / self._destination(target, lf).relpath)
                     for lf in chosen
-                    if _matches(lf, replica)
+                    if replica.owns(lf.key)
                 )
             label = replica.replication_ip or "(single node)"
             self.dry_run_lines.append(
@@ -473,16 +472,3 @@ def _record_key(target: Target, replica: Replica, day: date) -> ArchiveKey:
     """The pending-day key of a replica-day: a single node's is the instance's (no group, no IP)."""
     group, ip = _rkey(replica) if replica.replication_id is not None else ("", "")
     return ArchiveKey(target.project_id, target.instance_id, group, ip, day)
-
-
-def _key_of_replica(key: ArchiveKey, replica: Replica) -> bool:
-    t = replica.target
-    if (key.project_id, key.instance_id) != (t.project_id, t.instance_id):
-        return False
-    return replica.replication_id is None or (key.group_name, key.replication_ip) == _rkey(replica)
-
-
-def _matches(lf: LogFile, replica: Replica) -> bool:
-    if replica.replication_id is None:
-        return True
-    return (lf.replica.group_name, lf.replica.replication_ip) == _rkey(replica)

@@ -23,11 +23,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 from harvester.config.schema import InstanceRef
 from harvester.errors import UsageError
-from harvester.models import ArchiveKey, LogFile
+from harvester.models import QUERY_TIMES, ArchiveKey, Instance, LogFile
 
 RETENTION_DAYS = 7
-#: The ``query_time`` values DCS accepts above 0 (0 means today), contract section 2.1.
-QUERY_TIMES = (1, 3, 7)
+#: The ``query_time`` values that reach back before today (0 means today itself).
+_PAST_QUERY_TIMES = tuple(q for q in QUERY_TIMES if q > 0)
 #: How long a download link lives when it does not say (contract section 2.3).
 LINK_LIFETIME = timedelta(hours=24)
 # An ``Expires`` further out than this is not from a DCS link: fall back to the documented 24 h.
@@ -91,10 +91,10 @@ def query_time_for(today: date, days: Iterable[date]) -> int | None:
     retention window or in the future are ignored: no request can bring them back.
     """
     wanted = set(days)
-    back = [(today - d).days for d in wanted if 1 <= (today - d).days <= max(QUERY_TIMES)]
+    back = [(today - d).days for d in wanted if 1 <= (today - d).days <= max(_PAST_QUERY_TIMES)]
     if back:
         oldest = max(back)
-        return next(n for n in QUERY_TIMES if n >= oldest)
+        return next(n for n in _PAST_QUERY_TIMES if n >= oldest)
     return 0 if today in wanted else None
 
 
@@ -411,16 +411,6 @@ def link_still_usable(
 
 
 @dataclass(frozen=True, slots=True)
-class ListedInstance:
-    """The fields of a DCS instance listing that planning needs."""
-
-    instance_id: str
-    name: str
-    status: str = ""
-    engine_version: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class InstanceMatch:
     """How one configured :class:`InstanceRef` resolved: an instance, or why not.
 
@@ -429,18 +419,18 @@ class InstanceMatch:
     """
 
     ref: InstanceRef
-    instance: ListedInstance | None
+    instance: Instance | None
     error: UsageError | None = None
 
 
 _MAX_CANDIDATES = 5
 
 
-def _label(inst: ListedInstance) -> str:
+def _label(inst: Instance) -> str:
     return f"{inst.name} ({inst.instance_id})"
 
 
-def suggest(name: str, instances: Sequence[ListedInstance]) -> list[ListedInstance]:
+def suggest(name: str, instances: Sequence[Instance]) -> list[Instance]:
     """Instances a mistyped name probably meant: substring either way, or a close spelling."""
     folded = name.casefold()
     near = [i for i in instances if folded in i.name.casefold() or i.name.casefold() in folded]
@@ -451,7 +441,7 @@ def suggest(name: str, instances: Sequence[ListedInstance]) -> list[ListedInstan
 
 
 def match_instances(
-    refs: Sequence[InstanceRef], instances: Sequence[ListedInstance], *, project: str = ""
+    refs: Sequence[InstanceRef], instances: Sequence[Instance], *, project: str = ""
 ) -> list[InstanceMatch]:
     """Resolve configured ids and names against a project's listing, one result per ref.
 

@@ -32,7 +32,10 @@ from harvester import plan
 from harvester.archive.files import write_bytes_atomic
 from harvester.archive.manifest_writer import ManifestWriter
 from harvester.archive.store import Archive
-from harvester.auth import AkSkAuth, Authenticator, PasswordAuth, StaticTokenAuth
+from harvester.cloud.auth import AkSkAuth, Authenticator, StaticTokenAuth
+from harvester.cloud.iam import Iam, IamUser, PasswordAuth
+from harvester.cloud.retry import RetryEvent, RetryPolicy, call_with_retry
+from harvester.cloud.transport import Transport
 from harvester.config.emulated import apply_emulator
 from harvester.config.load import load_config
 from harvester.config.schema import Settings
@@ -51,8 +54,6 @@ from harvester.models import Outcome, RunSummary
 from harvester.nightly import Nightly, NightlyOptions
 from harvester.progress import bars_wanted, make_progress
 from harvester.report import render_text, summary_dict, unreachable_lines
-from harvester.retry import RetryEvent, RetryPolicy, call_with_retry
-from harvester.transport import Transport
 
 log = structlog.get_logger("harvester")
 
@@ -97,15 +98,9 @@ def authenticators(settings: Settings, transport: Transport) -> dict[str, Authen
         else:
             if auth.username is None or auth.password is None or auth.domain is None:
                 raise ConfigError("auth: username, password and domain are required for method password")
+            iam = Iam(transport, project.iam_endpoint, IamUser(auth.username, auth.password, auth.domain))
             out[project.name] = PasswordAuth.from_login(
-                transport.login_fn(
-                    project.iam_endpoint,
-                    auth.username,
-                    auth.password,
-                    auth.domain,
-                    project_id=project.project_id,
-                    project_name=project.project_name,
-                )
+                iam.login(project_id=project.project_id, project_name=project.project_name)
             )
     return out
 
@@ -171,6 +166,7 @@ async def resolve_project_ids(settings: Settings, transport: Transport) -> Setti
     username, password, domain = auth.username, auth.password, auth.domain
     if username is None or password is None or domain is None:  # config.py checks this
         raise ConfigError("projects: project_name needs auth.method password (username, password, domain)")
+    user = IamUser(username, password, domain)
     lim = settings.limits
     policy = RetryPolicy(
         attempts=lim.retry_attempts, throttle_attempts=lim.throttle_attempts, timeout=lim.retry_timeout
@@ -189,13 +185,12 @@ async def resolve_project_ids(settings: Settings, transport: Transport) -> Setti
     resolved = []
     for project in settings.projects:
         if project.project_id is None and project.project_name is not None:
-            name, endpoint = project.project_name, project.iam_endpoint
-
-            async def lookup(name: str = name, endpoint: str = endpoint) -> str:
-                return await transport.iam_project_id(endpoint, username, password, domain, project_name=name)
-
+            name, iam = project.project_name, Iam(transport, project.iam_endpoint, user)
             project_id = await call_with_retry(
-                lookup, what=f"resolve project {name!r}", policy=policy, on_retry=on_retry
+                functools.partial(iam.project_id, name),
+                what=f"resolve project {name!r}",
+                policy=policy,
+                on_retry=on_retry,
             )
             log.info("harvest.project_resolved", project=project.name, project_id=project_id)
             resolved.append(project.model_copy(update={"project_id": project_id}))

@@ -14,8 +14,12 @@ from typing import Any, TypeVar
 import anyio
 import pytest
 
-from harvester.auth import AkSkAuth, Authenticator, PasswordAuth, StaticTokenAuth
-from harvester.dcs import DcsClient, InstanceInfo, RunlogItem, link_expiry, parse_instance, parse_runlog
+from harvester import models
+from harvester.cloud.auth import AkSkAuth, Authenticator, StaticTokenAuth
+from harvester.cloud.dcs import DcsClient, parse_instance, parse_runlog
+from harvester.cloud.iam import Iam, IamUser, PasswordAuth
+from harvester.cloud.obs import open_download
+from harvester.cloud.transport import Transport
 from harvester.emulator import Emulator, Instance
 from harvester.errors import (
     Action,
@@ -26,13 +30,14 @@ from harvester.errors import (
     TransportError,
     classify,
 )
-from harvester.models import Secret, SignedLink
-from harvester.transport import Transport
+from harvester.models import LogFile, Replica, Secret, SignedLink, Target
+from harvester.plan import link_expires_at
 from tests.emulator_sigv import EmulatorFactory
 from tests.polling import DEADLINE, eventually
 
 T = TypeVar("T")
 STALL = 0.3
+TARGET = Target("p", "0" * 32, "eu-de", "i-1", "cache")
 
 # --------------------------------------------------------------------------------------------
 # Parsing quirks (no network)
@@ -64,31 +69,45 @@ def test_instance_parser_tolerates_type_quirks() -> None:
 def test_runlog_parser_keeps_unknown_status_and_falls_back_to_the_file_name() -> None:
     """An unknown status is kept verbatim; a missing 'time' is read from the file name; junk is dropped."""
     item = parse_runlog(
-        {"id": 7, "file_name": "redis_10.0.0.1_2024-03-05.log", "status": "queued", "time": {}}
+        {"id": 7, "file_name": "redis_10.0.0.1_2024-03-05.log", "status": "queued", "time": {}}, TARGET, ()
     )
-    assert item == RunlogItem(
-        id="7",
+    assert item == LogFile(
+        replica=Replica(TARGET, group_name="", replication_ip="", replication_id=None, role=""),
+        log_id="7",
         file_name="redis_10.0.0.1_2024-03-05.log",
-        group_name="",
-        replication_ip="",
-        status="queued",
         day=date(2024, 3, 5),
-        backup_id="7",
+        status="queued",
     )
-    assert parse_runlog({"file_name": "x.log", "time": "2024-03-05"}) is None
-    assert parse_runlog({"id": "1", "file_name": "x.log", "time": "yesterday"}) is None
+    assert parse_runlog({"file_name": "x.log", "time": "2024-03-05"}, TARGET, ()) is None
+    assert parse_runlog({"id": "1", "file_name": "x.log", "time": "yesterday"}, TARGET, ()) is None
+
+
+def test_runlog_items_are_attached_to_the_replica_that_owns_them() -> None:
+    """A listed file takes its owner's replication id and role; a file of no known replica gets neither."""
+    master = Replica(TARGET, "group-0", "10.0.0.1", "rid-1", "master")
+    data = {"id": "9", "file_name": "redis.log", "time": "2024-03-05", "group_name": "group-0"}
+    owned = parse_runlog({**data, "replication_ip": "10.0.0.1"}, TARGET, [master])
+    assert owned is not None
+    assert owned.replica == master
+    stray = parse_runlog({**data, "replication_ip": "10.0.0.9"}, TARGET, [master])
+    assert stray is not None
+    assert (stray.replica.replication_ip, stray.replica.replication_id, stray.replica.role) == (
+        "10.0.0.9",
+        None,
+        "",
+    )
 
 
 def test_link_expiry_reads_expires_or_assumes_24h() -> None:
     """A link expires at its Expires parameter, or 24 hours after it was obtained."""
     now = datetime(2025, 1, 1, tzinfo=UTC)
-    assert link_expiry("https://b.obs/k?AWSAccessKeyId=a&Expires=1735779600&Signature=s", now) == datetime(
-        2025, 1, 2, 1, tzinfo=UTC
-    )
-    assert link_expiry(
+    assert link_expires_at(
+        "https://b.obs/k?AWSAccessKeyId=a&Expires=1735779600&Signature=s", now
+    ) == datetime(2025, 1, 2, 1, tzinfo=UTC)
+    assert link_expires_at(
         "https://b.obs/k?X-Amz-Date=20250101T000000Z&X-Amz-Expires=3600", now
     ) == now + timedelta(hours=1)
-    assert link_expiry("https://b.obs/k", now) == now + timedelta(hours=24)
+    assert link_expires_at("https://b.obs/k", now) == now + timedelta(hours=24)
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,11 +127,17 @@ def aksk(emu: Emulator, *, secret: str | None = None) -> AkSkAuth:
     return AkSkAuth(emu.access_key, Secret(secret or emu.secret_key), project_id=emu.project_id)
 
 
+def iam(emu: Emulator, transport: Transport, *, endpoint: str | None = None, pw: str | None = None) -> Iam:
+    user = IamUser(emu.username, Secret(pw or emu.password), emu.domain)
+    return Iam(transport, endpoint or emu.iam_endpoint, user)
+
+
 def password(emu: Emulator, transport: Transport, *, pw: str | None = None) -> PasswordAuth:
-    login = transport.login_fn(
-        emu.iam_endpoint, emu.username, Secret(pw or emu.password), emu.domain, project_id=emu.project_id
-    )
-    return PasswordAuth.from_login(login)
+    return PasswordAuth.from_login(iam(emu, transport, pw=pw).login(project_id=emu.project_id))
+
+
+def target_of(emu: Emulator, inst: Instance) -> Target:
+    return Target("emulated", emu.project_id, "eu-de", inst.instance_id, inst.name)
 
 
 def client(
@@ -148,12 +173,14 @@ def collectable(emu: Emulator, cache_mode: str = "ha") -> Instance:
     return next(i for i in emu.fleet.find(cache_mode=cache_mode) if i.collectable)
 
 
-async def ready_runlogs(dcs: DcsClient, instance_id: str, count: int) -> list[RunlogItem]:
-    async def ready() -> list[RunlogItem] | None:
-        items = [i for i in await dcs.list_runlogs(instance_id) if i.status == "succeed"]
+async def ready_runlogs(
+    dcs: DcsClient, target: Target, count: int, replicas: tuple[Replica, ...] = ()
+) -> list[LogFile]:
+    async def ready() -> list[LogFile] | None:
+        items = [i for i in await dcs.list_runlogs(target, replicas) if i.status == "succeed"]
         return items if len(items) >= count else None
 
-    return await eventually(ready, what=f"{count} collected file(s) of {instance_id}", every=0.02)
+    return await eventually(ready, what=f"{count} collected file(s) of {target.instance_id}", every=0.02)
 
 
 async def one_link(emu: Emulator, dcs: DcsClient) -> tuple[SignedLink, bytes]:
@@ -161,14 +188,14 @@ async def one_link(emu: Emulator, dcs: DcsClient) -> tuple[SignedLink, bytes]:
     inst = collectable(emu)
     replica = inst.replicas[0]
     await dcs.collect_runlogs(inst.instance_id, query_time=1, replication_id=replica.replication_id)
-    item = (await ready_runlogs(dcs, inst.instance_id, 1))[0]
-    link = await dcs.create_link(inst.instance_id, item.id)
-    spec = next(i for i in emu.runlog_items(inst.instance_id) if i.id == item.id).spec
+    item = (await ready_runlogs(dcs, target_of(emu, inst), 1))[0]
+    link = await dcs.create_link(inst.instance_id, item.log_id)
+    spec = next(i for i in emu.runlog_items(inst.instance_id) if i.id == item.log_id).spec
     return link, b"".join(spec.iter_range())
 
 
 async def download(transport: Transport, link: SignedLink) -> tuple[bytes, int | None]:
-    async with transport.open_download(link.url, chunk_size=4096) as body:
+    async with open_download(transport, link.url, chunk_size=4096) as body:
         data = b"".join([c async for c in body.chunks()])
         return data, body.content_length
 
@@ -192,13 +219,13 @@ async def test_aksk_signed_requests_are_accepted(emulator: Emulator, transport: 
     instances = await client(emulator, transport).list_instances()
     assert len(instances) == 12
     assert emulator.counters.auth_failures.total() == 0
-    assert all(isinstance(i, InstanceInfo) and i.instance_id for i in instances)
+    assert all(isinstance(i, models.Instance) and i.instance_id for i in instances)
 
 
 async def test_password_auth_logs_in_once_for_many_calls(emulator: Emulator, transport: Transport) -> None:
     """With IAM password auth, one token serves every call, even concurrent ones."""
     dcs = client(emulator, transport, password(emulator, transport))
-    results: list[list[InstanceInfo]] = []
+    results: list[list[models.Instance]] = []
 
     async def one() -> None:
         results.append(await dcs.list_instances())
@@ -246,13 +273,8 @@ async def test_wrong_password_fails_at_iam(emulator: Emulator, transport: Transp
 async def test_login_by_project_name(emulator: Emulator, transport: Transport) -> None:
     """IAM accepts a project scoped by name, returning a token and its expiry."""
     before = datetime.now(UTC)
-    token, expires_at = await transport.iam_login(
-        emulator.iam_endpoint,
-        emulator.username,
-        Secret(emulator.password),
-        emulator.domain,
-        project_name=emulator.project_names[0],
-    )
+    issued = await iam(emulator, transport).issue(project_name=emulator.project_names[0])
+    token, expires_at = issued.token, issued.expires_at
     assert token.reveal().startswith("MIIE")
     day = timedelta(hours=24)  # the emulator's token lifetime, from the moment it answered
     assert before - timedelta(seconds=1) + day <= expires_at <= datetime.now(UTC) + day
@@ -262,17 +284,12 @@ async def test_login_prefers_project_id_and_tolerates_endpoint_without_v3(
     emulator: Emulator, transport: Transport
 ) -> None:
     """Given both scopes the unambiguous id wins, and an IAM endpoint without /v3 still works."""
-    token, _ = await transport.iam_login(
-        emulator.base_url,
-        emulator.username,
-        Secret(emulator.password),
-        emulator.domain,
-        project_id=emulator.project_id,
-        project_name="no-such-project",
+    issued = await iam(emulator, transport, endpoint=emulator.base_url).issue(
+        project_id=emulator.project_id, project_name="no-such-project"
     )
-    assert token
+    assert issued.token
     with pytest.raises(ValueError, match="project scope"):
-        await transport.iam_login(emulator.iam_endpoint, emulator.username, Secret("x"), emulator.domain)
+        await iam(emulator, transport, pw="x").issue()
 
 
 async def test_static_token_works_until_revoked(emulator: Emulator, transport: Transport) -> None:
@@ -316,10 +333,10 @@ async def test_instance_filters_and_details(emulator: Emulator, transport: Trans
     assert shown.tags == tuple(sorted(inst.tags))
     assert shown.created_at is not None
     assert shown.raw["sharding_count"] == len(inst.groups)
-    groups = await dcs.list_groups(inst.instance_id)
+    groups = await dcs.list_groups(target_of(emulator, inst))
     assert [g.group_name for g in groups] == [g.group_name for g in inst.groups]
     assert groups[0].replicas[0].role == "master"
-    assert groups[0].replicas[1].ip == inst.groups[0].replicas[1].ip
+    assert groups[0].replicas[1].replication_ip == inst.groups[0].replicas[1].ip
 
 
 async def test_unknown_instance_is_a_skippable_404(emulator: Emulator, transport: Transport) -> None:
@@ -340,17 +357,20 @@ async def test_runlog_journey_streams_the_exact_bytes(emulator: Emulator, transp
     runner = RecordingRunner()
     dcs = client(emulator, transport, page_size=2, runner=runner)
     inst = collectable(emulator)
-    assert await dcs.list_runlogs(inst.instance_id) == []  # 204: nothing collected yet
+    target = target_of(emulator, inst)
+    assert await dcs.list_runlogs(target, ()) == []  # 204: nothing collected yet
     replica = inst.replicas[0]
+    replicas = tuple(r for g in await dcs.list_groups(target) for r in g.replicas)
     await dcs.collect_runlogs(inst.instance_id, query_time=3, replication_id=replica.replication_id)
-    items = await ready_runlogs(dcs, inst.instance_id, 3)
-    assert len({i.id for i in items}) == 3
-    assert {i.replication_ip for i in items} == {replica.ip}
+    items = await ready_runlogs(dcs, target, 3, replicas)
+    assert len({i.log_id for i in items}) == 3
+    assert {i.replica.replication_ip for i in items} == {replica.ip}
+    assert {i.replica.replication_id for i in items} == {replica.replication_id}
     assert sorted(i.day for i in items) == [emulator.clock.today() - timedelta(days=d) for d in (3, 2, 1)]
     assert any(w.endswith("(offset 2)") for w in runner.whats)
 
     before = datetime.now(UTC)
-    link = await dcs.create_link(inst.instance_id, items[0].id)
+    link = await dcs.create_link(inst.instance_id, items[0].log_id)
     after = datetime.now(UTC)
     assert before <= link.obtained_at <= after
     # The link's own Expires (whole seconds): 24 hours from when the emulator issued it.
@@ -358,7 +378,7 @@ async def test_runlog_journey_streams_the_exact_bytes(emulator: Emulator, transp
     assert before.replace(microsecond=0) + day <= link.expires_at <= after + day
     assert query_of(link) not in repr(link)
 
-    expected = b"".join(next(i for i in emulator.runlog_items() if i.id == items[0].id).spec.iter_range())
+    expected = b"".join(next(i for i in emulator.runlog_items() if i.id == items[0].log_id).spec.iter_range())
     data, length = await download(transport, link)
     assert length == len(expected) > 0
     assert data == expected
@@ -370,7 +390,7 @@ async def test_single_node_collects_without_replica(emulator: Emulator, transpor
     dcs = client(emulator, transport)
     inst = collectable(emulator, "single")
     await dcs.collect_runlogs(inst.instance_id, query_time=0, replication_id=None)
-    items = await ready_runlogs(dcs, inst.instance_id, 1)
+    items = await ready_runlogs(dcs, target_of(emulator, inst), 1)
     assert items[0].day == emulator.clock.today()
 
 

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 import structlog
 
-from harvester import breaker
+from harvester.cloud import breaker
+from harvester.cloud.api import JsonApi
+from harvester.cloud.transport import Transport
 from harvester.emulator import Emulator
 from harvester.errors import TransportError
 from harvester.models import Outcome, RunSummary
-from harvester.transport import Transport
 from tests.emulator_sigv import EmulatorFactory
 from tests.helpers import (
     all_entries,
@@ -93,14 +94,15 @@ async def test_an_api_call_that_stalls_before_its_headers_times_out(emulator: Em
     emulator.faults.dcs.fail_first_kind = "stall_headers"
     emulator.faults.dcs.stall_seconds = 600
     url = f"{emulator.dcs_endpoint}/v2/{emulator.project_id}/instances"
-    from harvester.auth import AkSkAuth  # noqa: PLC0415
+    from harvester.cloud.auth import AkSkAuth  # noqa: PLC0415
     from harvester.models import Secret  # noqa: PLC0415
 
     auth = AkSkAuth(emulator.access_key, Secret(emulator.secret_key), project_id=emulator.project_id)
     async with Transport(read_timeout=0.5, connect_timeout=2.0) as transport:
+        api = JsonApi(transport, auth)
         with pytest.raises(TransportError, match=r"no response within 0\.5 s"):
-            await asyncio.wait_for(transport.request_json("GET", url, auth=auth, what="list"), DEADLINE)
-        status, body = await transport.request_json("GET", url, auth=auth, what="list")
+            await asyncio.wait_for(api.call("GET", url, what="list"), DEADLINE)
+        status, body = await api.call("GET", url, what="list")
     assert status == 200
     assert body["instance_num"] == len(emulator.fleet.instances)
     assert emulator.counters.faults["stall_headers"] == 1

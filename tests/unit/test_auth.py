@@ -6,18 +6,18 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import anyio
+import anyio.lowlevel
 import pytest
 
-from harvester.auth import (
+from harvester.cloud.auth import (
     AkSkAuth,
     AkSkSigner,
-    PasswordAuth,
     StaticTokenAuth,
-    TokenProvider,
     canonical_path,
     canonical_query,
     host_header,
 )
+from harvester.cloud.iam import PasswordAuth, TokenProvider
 from harvester.models import Secret
 
 AK = "AKEXAMPLE0000000000"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harvester.breaker import Breaker, State, endpoint_of, endpoint_url
+from harvester.cloud.breaker import Breaker, State, endpoint_of, endpoint_url
 
 EP = "https://dcs.eu-de.otc.t-systems.com:443"
 

@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from harvester.decoding import (
+from harvester.cloud.decoding import (
     BodyDecoder,
     CorruptEncoding,
     TruncatedEncoding,

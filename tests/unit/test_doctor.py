@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import MappingProxyType
 
 from harvester.config.schema import Credentials, DiscoverSettings, Endpoints, InstanceRef, ProjectSettings
-from harvester.dcs import InstanceInfo
 from harvester.doctor import (
     Check,
     archive_check,
@@ -16,25 +14,20 @@ from harvester.doctor import (
     instances_check,
     tally,
 )
-from harvester.models import Secret
+from harvester.models import Instance, Secret
 
 ID_A = "5560df16-cebf-4473-95c4-d1b573c16e79"
 ID_B = "0c4f3e1a-1111-4222-8333-944455556666"
 
 
-def _info(instance_id: str, name: str) -> InstanceInfo:
-    return InstanceInfo(
+def _info(instance_id: str, name: str) -> Instance:
+    return Instance(
         instance_id=instance_id,
         name=name,
         engine="Redis",
         engine_version="6.0",
         status="RUNNING",
         cache_mode="ha",
-        ip="",
-        port=None,
-        tags=(),
-        created_at=None,
-        raw=MappingProxyType({}),
     )
 
 

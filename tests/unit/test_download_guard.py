@@ -8,10 +8,10 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from harvester.archive.store import Archive
+from harvester.cloud.transport import Transport
 from harvester.download import fetch_to_archive
 from harvester.errors import LinkRefusedError
 from harvester.models import SignedLink, SignedUrl, redact_url
-from harvester.transport import Transport
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ import pytest
 from harvester import plan
 from harvester.config.schema import InstanceRef
 from harvester.errors import UsageError
-from harvester.models import LogFile, Replica, Target
+from harvester.models import Instance, LogFile, Replica, Target
 
 TODAY = date(2025, 3, 10)
 PID = "0524e839a54847039e9b2b46e8aa788a"
@@ -259,10 +259,10 @@ def test_a_held_link_must_outlive_margin_plus_transfer_time() -> None:
 # --------------------------------------------------------------------------- instances
 
 LISTING = [
-    plan.ListedInstance("11111111-0000-4000-8000-000000000001", "orders", "RUNNING", "6.0"),
-    plan.ListedInstance("11111111-0000-4000-8000-000000000002", "sessions", "RUNNING", "5.0"),
-    plan.ListedInstance("11111111-0000-4000-8000-000000000003", "sessions", "RUNNING", "5.0"),
-    plan.ListedInstance("11111111-0000-4000-8000-000000000004", "orders-eu", "RUNNING", "7.0"),
+    Instance("11111111-0000-4000-8000-000000000001", "orders", "RUNNING", "6.0"),
+    Instance("11111111-0000-4000-8000-000000000002", "sessions", "RUNNING", "5.0"),
+    Instance("11111111-0000-4000-8000-000000000003", "sessions", "RUNNING", "5.0"),
+    Instance("11111111-0000-4000-8000-000000000004", "orders-eu", "RUNNING", "7.0"),
 ]
 
 

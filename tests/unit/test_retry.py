@@ -1,43 +1,54 @@
 """Retry budgets and pacing: transient errors back off, 429 waits as told, the rest fails fast.
 
-Nothing here sleeps: stamina runs in testing mode (tests/unit/conftest.py) and the rate
-limiter reads a :class:`FakeClock` whose ``sleep`` moves time on instead of waiting.
+Nothing here sleeps for real: stamina's test mode skips its waits (the waits it was asked for
+are in the retry events), and the rate limiter runs on a fake clock.
 """
 
 from __future__ import annotations
 
-import anyio
-import pytest
+from collections.abc import Iterator
 
+import pytest
+import stamina
+
+from harvester.cloud.retry import (
+    MAX_RETRY_AFTER,
+    Budget,
+    RateLimiter,
+    RetryEvent,
+    RetryPolicy,
+    backoff,
+    call_with_retry,
+    next_wait,
+)
 from harvester.errors import ApiError, TransportError
-from harvester.retry import RateLimiter, RetryEvent, RetryPolicy, backoff, call_with_retry
 
 FAST = RetryPolicy(
     attempts=3, throttle_attempts=3, timeout=30.0, wait_initial=0.01, wait_max=0.02, wait_jitter=0.0
 )
 
 
-class FakeClock:
-    """A monotonic clock for the limiter; sleeping advances it at once.
+@pytest.fixture(autouse=True)
+def _no_real_waits() -> Iterator[None]:
+    """stamina keeps its attempt counting but skips the sleeps (our budgets stay in charge)."""
+    with stamina.set_testing(True, attempts=1000, cap=True):
+        yield
 
-    Like a real clock it moves on by at least a microsecond per sleep: a limiter that sleeps
-    exactly its computed token deficit can be left a rounding error short of a whole token,
-    and a fake sleep of that rounding error would leave the time where it was, for ever.
-    """
+
+class FakeTime:
+    """A monotonic clock that only moves when something sleeps on it."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = 100.0
 
     def __call__(self) -> float:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 1e-6)
-        await anyio.lowlevel.checkpoint()
+        self.now += max(0.0, seconds)
 
-
-def limiter_on(clock: FakeClock, rate: float, burst: float | None = None) -> RateLimiter:
-    return RateLimiter(rate, burst, clock=clock, sleep=clock.sleep)
+    def limiter(self, rate: float, burst: float | None = None) -> RateLimiter:
+        return RateLimiter(rate, burst, clock=self, sleep=self.sleep)
 
 
 class Flaky:
@@ -84,39 +95,35 @@ async def test_retry_after_is_honoured_on_its_own_budget() -> None:
     policy = RetryPolicy(attempts=1, throttle_attempts=3, timeout=30.0, wait_initial=0.01, wait_jitter=0.0)
     events: list[RetryEvent] = []
     fn = Flaky(ApiError(429, "APIG.0308", retry_after=0.3), ApiError(429, "APIG.0308", retry_after=0.3))
-    clock = FakeClock()
-    start = clock.now
-    limiter = limiter_on(clock, 1000.0)
-    assert (
-        await call_with_retry(fn, what="link", policy=policy, limiter=limiter, on_retry=events.append) == "ok"
-    )
-    assert clock.now - start >= 0.55
+    assert await call_with_retry(fn, what="link", policy=policy, on_retry=events.append) == "ok"
+    # The waits handed to stamina: together the 0.55 s and more that Retry-After asked for.
+    assert sum(e.wait for e in events) >= 0.55
     assert [(e.kind, e.wait) for e in events] == [("throttled", 0.3), ("throttled", 0.3)]
     assert fn.calls == 3  # two 429s and the answer, although the error budget allows one try
 
 
 async def test_throttling_pauses_the_whole_project() -> None:
     """After a 429, other requests through the same limiter also wait out Retry-After."""
-    clock = FakeClock()
-    limiter = limiter_on(clock, 1000.0)
+    clock = FakeTime()
+    limiter = clock.limiter(1000.0)
     fn = Flaky(ApiError(429, retry_after=0.3))
     start = clock.now
     await call_with_retry(fn, what="a", policy=FAST, limiter=limiter)
     assert clock.now - start == pytest.approx(0.3)  # the retry waited out the pause its 429 set
     limiter.pause(0.3)
-    start = clock.now
+    start = clock()
     await limiter.acquire()
-    assert clock.now - start >= 0.25
+    assert clock() - start >= 0.25
 
 
 async def test_rate_limiter_paces_requests() -> None:
     """At 20 requests per second, 11 requests after the burst take about half a second."""
-    clock = FakeClock()
-    limiter = limiter_on(clock, 20.0, burst=1.0)
-    start = clock.now
+    clock = FakeTime()
+    limiter = clock.limiter(20.0, burst=1.0)
+    start = clock()
     for _ in range(11):
         await limiter.acquire()
-    assert clock.now - start >= 0.45
+    assert clock() - start >= 0.45
 
 
 def test_backoff_doubles_from_wait_initial_with_jitter_and_a_cap() -> None:
@@ -126,3 +133,20 @@ def test_backoff_doubles_from_wait_initial_with_jitter_and_a_cap() -> None:
     assert backoff(1, policy, 0.5) == 1.0
     assert backoff(7, policy, 0.99) == 30.0
     assert backoff(10_000, policy, 0.0) == 30.0  # no overflow for absurd attempt counts
+
+
+def test_throttle_waits_are_bounded_and_defaulted() -> None:
+    """A 429 without Retry-After waits a few seconds; an absurd Retry-After is capped, not obeyed."""
+    budget = Budget(RetryPolicy(), started=0.0)
+    assert next_wait(ApiError(429), budget, now=0.0, jitter=0.0) == ("throttled", 3.0)
+    huge = ApiError(429, retry_after=86_400.0)
+    assert next_wait(huge, budget, now=0.0, jitter=0.0) == ("throttled", MAX_RETRY_AFTER)
+    assert next_wait(ApiError(404), budget, now=0.0, jitter=0.0) is None
+    assert budget.spent == {"error": 0, "throttled": 2}
+
+
+def test_error_retries_stop_at_the_policy_timeout() -> None:
+    """Past retry.timeout a transient failure is not retried again, whatever budget is left."""
+    budget = Budget(RetryPolicy(attempts=10, timeout=60.0), started=0.0)
+    assert next_wait(TransportError("reset"), budget, now=59.0, jitter=0.0) == ("error", 0.5)
+    assert next_wait(TransportError("reset"), budget, now=61.0, jitter=0.0) is None

@@ -1,4 +1,4 @@
-"""Pure parts of the transport: Retry-After, error bodies, query encoding, safe error messages."""
+"""Pure parts of the cloud boundary: Retry-After, error bodies, query encoding, safe error messages."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from email.utils import format_datetime
 import aiohttp
 import pytest
 
+from harvester.cloud.api import api_error, encode_query, parse_json, with_query
+from harvester.cloud.obs import obs_error
+from harvester.cloud.transport import connection_failure, map_errors
+from harvester.cloud.wire import parse_error_body, parse_obs_error, parse_retry_after
 from harvester.errors import (
     Action,
     ApiError,
@@ -16,18 +20,6 @@ from harvester.errors import (
     LinkExpiredError,
     TransportError,
     classify,
-)
-from harvester.transport import (
-    _api_error,
-    _map_errors,
-    _parse_json,
-    _raise_download_error,
-    connection_failure,
-    encode_query,
-    parse_error_body,
-    parse_obs_error,
-    parse_retry_after,
-    with_query,
 )
 
 NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -100,7 +92,7 @@ def test_error_message_is_one_bounded_line() -> None:
 
 def test_api_error_carries_status_code_and_retry_after() -> None:
     """A 429 becomes a throttling ApiError with the wait the gateway asked for."""
-    exc = _api_error(
+    exc = api_error(
         429,
         b'{"error_code":"APIG.0308","error_msg":"The request is throttled."}',
         {"Retry-After": "4"},
@@ -114,12 +106,12 @@ def test_api_error_carries_status_code_and_retry_after() -> None:
 def test_malformed_json_is_a_retryable_bad_gateway() -> None:
     """A 200 with a broken body is reported as 502 so the engine retries it."""
     with pytest.raises(ApiError) as info:
-        _parse_json(200, b'{"instances": [', what="list instances")
+        parse_json(200, b'{"instances": [', what="list instances")
     assert info.value.status == 502
     assert "malformed JSON" in str(info.value)
     assert classify(info.value).action is Action.RETRY
-    assert _parse_json(204, b"", what="x") is None
-    assert _parse_json(200, b"  ", what="x") is None
+    assert parse_json(204, b"", what="x") is None
+    assert parse_json(200, b"  ", what="x") is None
 
 
 def test_query_is_encoded_like_the_signer_expects() -> None:
@@ -161,7 +153,7 @@ class _FakeConnKey:
 )
 def test_network_failures_become_one_safe_line(exc: BaseException, reason: str) -> None:
     """Every aiohttp failure turns into a TransportError that names no query string and chains nothing."""
-    with pytest.raises(TransportError) as info, _map_errors("download", "GET", "https://obs.example/a/b.log"):
+    with pytest.raises(TransportError) as info, map_errors("download: GET https://obs.example/a/b.log"):
         raise exc
     text = str(info.value)
     assert text == f"download: GET https://obs.example/a/b.log: {reason}"
@@ -175,7 +167,7 @@ def test_network_failures_become_one_safe_line(exc: BaseException, reason: str) 
 
 def test_other_exceptions_pass_through_the_mapper() -> None:
     """Only network failures are translated; programming errors stay what they are."""
-    with pytest.raises(KeyError), _map_errors("x", "GET", "https://h/p"):
+    with pytest.raises(KeyError), map_errors("x: GET https://h/p"):
         raise KeyError("k")
 
 
@@ -187,7 +179,7 @@ def test_obs_403_means_relink_with_code_and_message() -> None:
     )
     assert parse_obs_error(body) == ("AccessDenied", "Request has expired")
     with pytest.raises(LinkExpiredError) as info:
-        _raise_download_error(403, body, {}, "https://obs.example/a/b.log")
+        raise obs_error(403, body, {}, "https://obs.example/a/b.log")
     assert str(info.value) == "GET https://obs.example/a/b.log: OBS 403 AccessDenied: Request has expired"
     assert "c2VjcmV0" not in str(info.value)
     assert classify(info.value).action is Action.RELINK
@@ -197,10 +189,10 @@ def test_obs_5xx_is_retryable_and_404_is_not() -> None:
     """OBS 5xx/503 SlowDown are transport failures to retry; a 404 fails the file."""
     slow = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
     with pytest.raises(TransportError) as retry:
-        _raise_download_error(503, slow, {"Retry-After": "2"}, "https://obs.example/k")
+        raise obs_error(503, slow, {"Retry-After": "2"}, "https://obs.example/k")
     assert "OBS 503 SlowDown" in str(retry.value)
     with pytest.raises(DownloadError) as gone:
-        _raise_download_error(404, b"<Error><Code>NoSuchKey</Code></Error>", {}, "https://obs.example/k")
+        raise obs_error(404, b"<Error><Code>NoSuchKey</Code></Error>", {}, "https://obs.example/k")
     assert not isinstance(gone.value, LinkExpiredError)
     assert classify(gone.value).action is Action.SKIP
 

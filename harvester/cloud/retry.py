@@ -5,10 +5,12 @@ service failing (exponential backoff with jitter, ``attempts`` tries), while a 4
 gateway asking us to slow down (wait exactly as ``Retry-After`` says, on its own
 ``throttle_attempts`` budget, so a throttled night does not burn the error budget).
 Everything else fails at once: retrying a 403 or a 404 cannot help, and neither can calling
-an endpoint whose circuit breaker is open (:mod:`harvester.breaker`).
+an endpoint whose circuit breaker is open (:mod:`harvester.cloud.breaker`).
 
-The wait before each retry is chosen here (:func:`backoff`), not inside stamina, so that the
-``retry.scheduled`` log line can say how long it is.
+The wait before each retry is chosen here (:func:`next_wait`, pure), not inside stamina, so
+that the ``retry.scheduled`` log line can say how long it is; stamina runs the loop and
+sleeps. Tests switch stamina's waiting off (``stamina.set_testing``) and give the rate
+limiter a fake clock, so nothing sleeps for real.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import anyio
@@ -28,6 +30,9 @@ T = TypeVar("T")
 
 DEFAULT_RETRY_AFTER = 3.0  # HWC's advice for 429 without a usable header: wait 2-5 s
 MAX_RETRY_AFTER = 300.0  # a Retry-After larger than this is a misconfigured gateway, not advice
+# Refilling in float arithmetic can leave a token at 0.9999999999: counted as full, so that a
+# clock too coarse to advance by the remaining 1e-15 s cannot keep a caller sleeping forever.
+_ROUNDING = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +54,39 @@ class RetryEvent:
     attempt: int
     wait: float  # seconds until the next attempt
     reason: str
+
+
+@dataclass(slots=True)
+class Budget:
+    """What one request has spent so far: retries after errors, and after throttling."""
+
+    policy: RetryPolicy
+    started: float  # monotonic seconds
+    spent: dict[str, int] = field(default_factory=lambda: {"error": 0, "throttled": 0})
+
+
+def next_wait(exc: BaseException, budget: Budget, *, now: float, jitter: float) -> tuple[str, float] | None:
+    """``(kind, seconds)`` to wait before trying again after ``exc``, or None to give up.
+
+    A 429 waits what its ``Retry-After`` says (:data:`DEFAULT_RETRY_AFTER` without one, at
+    most :data:`MAX_RETRY_AFTER`) on the throttle budget; a transient failure backs off
+    exponentially (:func:`backoff`) on the error budget, within ``policy.timeout``; anything
+    else is not retried. Counts the attempt in ``budget``.
+    """
+    c = classify(exc)
+    policy = budget.policy
+    if c.action is Action.THROTTLED:
+        budget.spent["throttled"] += 1
+        if budget.spent["throttled"] >= policy.throttle_attempts:
+            return None
+        wait = c.retry_after if c.retry_after is not None else DEFAULT_RETRY_AFTER
+        return "throttled", min(max(wait, 0.0), MAX_RETRY_AFTER)
+    if c.action is Action.RETRY:
+        budget.spent["error"] += 1
+        if budget.spent["error"] >= policy.attempts or now - budget.started > policy.timeout:
+            return None
+        return "error", backoff(budget.spent["error"], policy, jitter)
+    return None
 
 
 def backoff(attempt: int, policy: RetryPolicy, jitter: float) -> float:
@@ -81,9 +119,9 @@ class RateLimiter:
     ) -> None:
         self._rate = rate
         self._capacity = burst if burst is not None else max(1.0, rate)
-        self._tokens = self._capacity
         self._clock = clock
         self._sleep = sleep
+        self._tokens = self._capacity
         self._updated = clock()
         self._paused_until = 0.0
         self._lock = anyio.Lock()
@@ -100,8 +138,8 @@ class RateLimiter:
                     continue
                 self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
                 self._updated = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
+                if self._tokens >= 1.0 - _ROUNDING:
+                    self._tokens = max(0.0, self._tokens - 1.0)
                     return
                 await self._sleep((1.0 - self._tokens) / self._rate)
 
@@ -118,31 +156,18 @@ async def call_with_retry(
 
     The rate limiter is consulted before every attempt, so retries are paced too.
     """
-    counts = {"error": 0, "throttled": 0}
-    started = time.monotonic()
+    budget = Budget(policy, started=time.monotonic())
 
     def hook(exc: Exception) -> bool | float:
-        c = classify(exc)
-        if c.action is Action.THROTTLED:
-            counts["throttled"] += 1
-            if counts["throttled"] >= policy.throttle_attempts:
-                return False
-            wait = c.retry_after if c.retry_after is not None else DEFAULT_RETRY_AFTER
-            wait = min(max(wait, 0.0), MAX_RETRY_AFTER)
-            if limiter is not None:
-                limiter.pause(wait)
-            if on_retry is not None:
-                on_retry(RetryEvent(what, "throttled", counts["throttled"], wait, str(exc)))
-            return wait
-        if c.action is Action.RETRY:
-            counts["error"] += 1
-            if counts["error"] >= policy.attempts or time.monotonic() - started > policy.timeout:
-                return False
-            wait = backoff(counts["error"], policy, random.random())
-            if on_retry is not None:
-                on_retry(RetryEvent(what, "error", counts["error"], wait, str(exc)))
-            return wait
-        return False
+        decided = next_wait(exc, budget, now=time.monotonic(), jitter=random.random())
+        if decided is None:
+            return False
+        kind, wait = decided
+        if kind == "throttled" and limiter is not None:
+            limiter.pause(wait)
+        if on_retry is not None:
+            on_retry(RetryEvent(what, kind, budget.spent[kind], wait, str(exc)))
+        return wait
 
     async for attempt in stamina.retry_context(
         on=hook,

@@ -1,21 +1,25 @@
-"""The DCS v2 API: one typed method per call, JSON in, frozen records out.
+"""The DCS v2 API: one typed method per call, wire JSON in, :mod:`harvester.models` records out.
+
+This is where the API's JSON becomes our records, once: :class:`~harvester.models.Instance`,
+:class:`~harvester.models.Group` (of :class:`~harvester.models.Replica`), and
+:class:`~harvester.models.LogFile` attached to the replica that owns it. Nothing past this
+module reads a field of the API's JSON.
 
 Every HTTP request, including every page of a listing, goes through the engine's
 :class:`RequestRunner`, so rate limiting and retries apply per request and a failure on
 page 7 repeats page 7, not the whole listing. No retry policy lives here.
 
-The parsers are deliberately forgiving (contract section 1 and 3.1): unknown fields are
-ignored, numbers are accepted where strings are documented and vice versa, ``{}`` stands for
-null, and an unknown run-log ``status`` is kept as it is for the planner to judge.
+The parsers are deliberately forgiving (contract section 1 and 3.1, :mod:`.wire`): unknown
+fields are ignored, numbers are accepted where strings are documented and vice versa, ``{}``
+stands for null, and an unknown run-log ``status`` is kept as it is for the planner to judge.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
@@ -23,15 +27,27 @@ from urllib.parse import quote
 import structlog
 
 from harvester import plan
-from harvester.auth import Authenticator
-from harvester.errors import ApiError
-from harvester.models import SignedLink, SignedUrl, Target
-from harvester.transport import MALFORMED_STATUS, Transport
+from harvester.cloud.api import JsonApi, malformed
+from harvester.cloud.auth import Authenticator
+from harvester.cloud.transport import Transport
+from harvester.cloud.wire import integer, text, timestamp
+from harvester.models import (
+    QUERY_TIMES,
+    ArchiveKey,
+    Clock,
+    Group,
+    Instance,
+    LogFile,
+    Replica,
+    SignedLink,
+    SignedUrl,
+    Target,
+    utcnow,
+)
 
 T = TypeVar("T")
 
 MAX_LIMIT = 1000  # the API's ceiling for ``limit``
-QUERY_TIMES = (0, 1, 3, 7)
 _MAX_PAGES_WITHOUT_TOTAL = 10_000
 
 _log = structlog.get_logger("harvester.dcs")
@@ -49,110 +65,7 @@ async def run_directly(fn: Callable[[], Awaitable[T]], *, what: str) -> T:
 
 
 # --------------------------------------------------------------------------------------------
-# Records
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceInfo:
-    instance_id: str
-    name: str
-    engine: str
-    engine_version: str
-    status: str
-    cache_mode: str  # "" when the listing does not say (only show_instance is sure to)
-    ip: str
-    port: int | None
-    tags: tuple[tuple[str, str], ...]
-    created_at: datetime | None
-    raw: Mapping[str, Any] = field(compare=False, repr=False)  # as returned, for incident bundles
-
-    def target(self, *, project: str, project_id: str, region: str) -> Target:
-        return Target(
-            project=project,
-            project_id=project_id,
-            region=region,
-            instance_id=self.instance_id,
-            instance_name=self.name,
-            cache_mode=self.cache_mode,
-            engine_version=self.engine_version,
-            status=self.status,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ReplicaInfo:
-    replication_id: str
-    role: str  # "master" or "slave"
-    ip: str
-    node_id: str
-    status: str
-
-
-@dataclass(frozen=True, slots=True)
-class GroupInfo:
-    group_id: str
-    group_name: str
-    replicas: tuple[ReplicaInfo, ...]
-    raw: Mapping[str, Any] = field(compare=False, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class RunlogItem:
-    id: str
-    file_name: str
-    group_name: str
-    replication_ip: str
-    status: str  # "succeed", "failed", or anything else meaning "not ready yet"
-    day: date
-    backup_id: str
-
-
-# --------------------------------------------------------------------------------------------
-# Tolerant field readers
-
-
-def _text(value: Any) -> str:
-    """A documented string that may arrive as a number, a bool, null or ``{}``."""
-    if value is None or isinstance(value, dict | list):
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def _datetime(value: Any) -> datetime | None:
-    """ISO 8601 (``...Z`` or offset) or epoch seconds/milliseconds; always timezone-aware."""
-    number = _int(value)
-    if number is not None:
-        seconds = number / 1000 if number > 10**11 else number
-        try:
-            return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+# Wire JSON -> our records (contract sections 3 and 4), once
 
 
 _DAY_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
@@ -160,7 +73,7 @@ _DAY_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
 def _day(value: Any, file_name: str) -> date | None:
     """The day a file covers: ``time`` (``yyyy-MM-dd``, maybe with a time part), else the file name."""
-    for candidate in (_text(value), file_name):
+    for candidate in (text(value), file_name):
         match = _DAY_IN_NAME.search(candidate)
         if match:
             try:
@@ -174,10 +87,10 @@ def _tags(value: Any) -> tuple[tuple[str, str], ...]:
     pairs: list[tuple[str, str]] = []
     if isinstance(value, list):
         for tag in value:
-            if isinstance(tag, dict) and _text(tag.get("key")):
-                pairs.append((_text(tag.get("key")), _text(tag.get("value"))))
+            if isinstance(tag, dict) and text(tag.get("key")):
+                pairs.append((text(tag.get("key")), text(tag.get("value"))))
     elif isinstance(value, dict):
-        pairs.extend((_text(k), _text(v)) for k, v in value.items())
+        pairs.extend((text(k), text(v)) for k, v in value.items())
     return tuple(sorted(pairs))
 
 
@@ -185,62 +98,63 @@ def _freeze(data: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(data))
 
 
-def parse_instance(data: Mapping[str, Any]) -> InstanceInfo:
-    return InstanceInfo(
-        instance_id=_text(data.get("instance_id")),
-        name=_text(data.get("name")),
-        engine=_text(data.get("engine")),
-        engine_version=_text(data.get("engine_version")),
-        status=_text(data.get("status")),
-        cache_mode=_text(data.get("cache_mode")),
-        ip=_text(data.get("ip")),
-        port=_int(data.get("port")),
+def parse_instance(data: Mapping[str, Any]) -> Instance:
+    return Instance(
+        instance_id=text(data.get("instance_id")),
+        name=text(data.get("name")),
+        status=text(data.get("status")),
+        engine_version=text(data.get("engine_version")),
+        engine=text(data.get("engine")),
+        cache_mode=text(data.get("cache_mode")),
+        ip=text(data.get("ip")),
+        port=integer(data.get("port")),
         tags=_tags(data.get("tags")),
-        created_at=_datetime(data.get("created_at")),
+        created_at=timestamp(data.get("created_at")),
         raw=_freeze(data),
     )
 
 
-def parse_group(data: Mapping[str, Any]) -> GroupInfo:
+def parse_group(data: Mapping[str, Any], target: Target) -> Group:
+    """A shard and its replicas, each a :class:`Replica` of ``target``."""
+    group_name = text(data.get("group_name"))
     replicas = tuple(
-        ReplicaInfo(
-            replication_id=_text(r.get("replication_id")),
-            role=_text(r.get("replication_role")) or _text(r.get("role")),
-            ip=_text(r.get("replication_ip")),
-            node_id=_text(r.get("node_id")),
-            status=_text(r.get("status")),
+        Replica(
+            target,
+            group_name,
+            text(r.get("replication_ip")),
+            text(r.get("replication_id")),
+            text(r.get("replication_role")) or text(r.get("role")),
         )
         for r in _dicts(data.get("replication_list"))
     )
-    return GroupInfo(
-        group_id=_text(data.get("group_id")),
-        group_name=_text(data.get("group_name")),
-        replicas=replicas,
-        raw=_freeze(data),
+    return Group(
+        group_id=text(data.get("group_id")), group_name=group_name, replicas=replicas, raw=_freeze(data)
     )
 
 
-def parse_runlog(data: Mapping[str, Any]) -> RunlogItem | None:
-    """None for an item that cannot be used at all (no id or no recognisable day)."""
-    item_id = _text(data.get("id")) or _text(data.get("backup_id"))
-    file_name = _text(data.get("file_name"))
+def parse_runlog(data: Mapping[str, Any], target: Target, replicas: Sequence[Replica]) -> LogFile | None:
+    """A listed run-log file of ``target``, attached to the replica that owns it.
+
+    The item's own group and IP name the file (and its archive key); the owner among
+    ``replicas`` adds its replication id and role. None for an item that cannot be used at
+    all (no id or no recognisable day). An unknown ``status`` is kept for the planner to judge.
+    """
+    log_id = text(data.get("id")) or text(data.get("backup_id"))
+    file_name = text(data.get("file_name"))
     day = _day(data.get("time"), file_name)
-    if not item_id or day is None:
+    if not log_id or day is None:
         return None
-    return RunlogItem(
-        id=item_id,
-        file_name=file_name,
-        group_name=_text(data.get("group_name")),
-        replication_ip=_text(data.get("replication_ip")),
-        status=_text(data.get("status")),
-        day=day,
-        backup_id=_text(data.get("backup_id")) or item_id,
+    group_name, ip = text(data.get("group_name")), text(data.get("replication_ip"))
+    key = ArchiveKey(target.project_id, target.instance_id, group_name, ip, day)
+    owner = next((r for r in replicas if r.owns(key)), None)
+    replica = Replica(
+        target,
+        group_name,
+        ip,
+        owner.replication_id if owner is not None else None,
+        owner.role if owner is not None else "",
     )
-
-
-def link_expiry(link: str, obtained_at: datetime) -> datetime:
-    """When a link stops working: its ``Expires``, checked for sanity, else obtained + 24 h."""
-    return plan.link_expires_at(link, obtained_at)
+    return LogFile(replica, log_id, file_name, day, text(data.get("status")))
 
 
 def _dicts(value: Any) -> Iterable[Mapping[str, Any]]:
@@ -260,10 +174,6 @@ def _unique(items: Iterable[T], key: Callable[[T], str]) -> list[T]:
     return out
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 # --------------------------------------------------------------------------------------------
 # The client
 
@@ -280,12 +190,11 @@ class DcsClient:
         auth: Authenticator,
         runner: RequestRunner | None = None,
         page_size: int = MAX_LIMIT,
-        now: Callable[[], datetime] = _utcnow,
+        now: Clock = utcnow,
     ) -> None:
-        self._transport = transport
+        self._api = JsonApi(transport, auth)
         self._base = f"{endpoint.rstrip('/')}/v2/{quote(project_id, safe='')}"
         self._project_id = project_id
-        self._auth = auth
         self._runner: RequestRunner = runner if runner is not None else run_directly
         self._page_size = max(1, min(MAX_LIMIT, page_size))
         self._now = now
@@ -310,15 +219,13 @@ class DcsClient:
         what: str,
         ok: tuple[int, ...] = (200,),
     ) -> tuple[int, Any]:
-        fn = functools.partial(
-            self._transport.request_json, method, url, params=params, auth=self._auth, what=what, ok=ok
-        )
+        fn = functools.partial(self._api.call, method, url, params=params, what=what, ok=ok)
         return await self._runner(fn, what=what)
 
     async def _object(self, method: str, url: str, *, what: str) -> Mapping[str, Any]:
         _, body = await self._call(method, url, what=what)
         if not isinstance(body, dict):
-            raise ApiError(MALFORMED_STATUS, "", "expected a JSON object", what=what)
+            raise malformed("expected a JSON object", what=what)
         return body
 
     async def _pages(
@@ -347,9 +254,9 @@ class DcsClient:
             if body is None:  # 204: nothing (more) to list
                 break
             if not isinstance(body, dict):
-                raise ApiError(MALFORMED_STATUS, "", "expected a JSON object", what=page_what)
+                raise malformed("expected a JSON object", what=page_what)
             page = list(_dicts(body.get(list_key)))
-            total = _int(body.get(total_key))
+            total = integer(body.get(total_key))
             items.extend(page)
             pages += 1
             if len(page) < limit:
@@ -371,7 +278,7 @@ class DcsClient:
         tags: Mapping[str, str] | None = None,
         status: str | None = None,
         instance_id: str | None = None,
-    ) -> list[InstanceInfo]:
+    ) -> list[Instance]:
         params: dict[str, str] = {}
         if name:
             params["name"] = name
@@ -386,7 +293,7 @@ class DcsClient:
         raw = await self._pages(
             f"{self._base}/instances",
             params,
-            what=f"list instances of project {self._project_id}",
+            what=self._list_instances_what,
             list_key="instances",
             total_key="instance_num",
             limit=self._page_size,
@@ -394,15 +301,31 @@ class DcsClient:
         parsed = [parse_instance(r) for r in raw]
         return _unique([i for i in parsed if i.instance_id], key=lambda i: i.instance_id)
 
-    async def show_instance(self, instance_id: str) -> InstanceInfo:
+    async def count_instances(self) -> int | None:
+        """How many instances the project has, from one single-item page (the cheapest call)."""
+        _, body = await self._call(
+            "GET",
+            f"{self._base}/instances",
+            params={"offset": "0", "limit": "1"},
+            what=self._list_instances_what,
+        )
+        return integer(body.get("instance_num")) if isinstance(body, dict) else None
+
+    @property
+    def _list_instances_what(self) -> str:
+        return f"list instances of project {self._project_id}"
+
+    async def show_instance(self, instance_id: str) -> Instance:
         what = f"show instance {instance_id}"
         body = await self._object("GET", self._instance_url(instance_id), what=what)
         return parse_instance(body)
 
-    async def list_groups(self, instance_id: str) -> list[GroupInfo]:
+    async def list_groups(self, target: Target) -> list[Group]:
+        """The shards of ``target`` and their replicas (not for single-node instances)."""
+        instance_id = target.instance_id
         what = f"list shards of instance {instance_id}"
         body = await self._object("GET", self._instance_url(instance_id, "/groups", singular=True), what=what)
-        return [parse_group(g) for g in _dicts(body.get("group_list"))]
+        return [parse_group(g, target) for g in _dicts(body.get("group_list"))]
 
     # ---------------------------------------------------------------- run logs
 
@@ -419,7 +342,9 @@ class DcsClient:
             "POST", self._instance_url(instance_id, "/redislog"), params=params, what=what, ok=(200, 202, 204)
         )
 
-    async def list_runlogs(self, instance_id: str) -> list[RunlogItem]:
+    async def list_runlogs(self, target: Target, replicas: Sequence[Replica]) -> list[LogFile]:
+        """The run-log files DCS lists for ``target``, each attached to its owner among ``replicas``."""
+        instance_id = target.instance_id
         what = f"list run logs of instance {instance_id}"
         raw = await self._pages(
             self._instance_url(instance_id, "/redislog"),
@@ -430,24 +355,26 @@ class DcsClient:
             limit=self._page_size,
             ok=(200, 204),
         )
-        items: list[RunlogItem] = []
+        files: list[LogFile] = []
         for data in raw:
-            item = parse_runlog(data)
-            if item is None:
+            lf = parse_runlog(data, target, replicas)
+            if lf is None:
                 _log.warning("dcs.runlog_item_ignored", instance_id=instance_id, fields=sorted(data))
                 continue
-            items.append(item)
-        return _unique(items, key=lambda i: i.id)
+            files.append(lf)
+        return _unique(files, key=lambda lf: lf.log_id)
 
     async def create_link(self, instance_id: str, log_id: str) -> SignedLink:
         what = f"get download link for run log {log_id} of instance {instance_id}"
         url = self._instance_url(instance_id, f"/redislog/{quote(log_id, safe='')}/links")
         body = await self._object("POST", url, what=what)
-        link = _text(body.get("link"))
+        link = text(body.get("link"))
         if not link.lower().startswith(("https://", "http://")):
-            raise ApiError(MALFORMED_STATUS, "", "answer carries no usable link", what=what)
+            raise malformed("answer carries no usable link", what=what)
         obtained = self._now()
-        return SignedLink(url=SignedUrl(link), expires_at=link_expiry(link, obtained), obtained_at=obtained)
+        return SignedLink(
+            url=SignedUrl(link), expires_at=plan.link_expires_at(link, obtained), obtained_at=obtained
+        )
 
     # ---------------------------------------------------------------- slow log
 

@@ -1,46 +1,36 @@
-"""Credentials for DCS: the AK/SK request signer and the IAM token provider.
+"""Credentials on a request: the :class:`Authenticator` seam, the AK/SK signer, a static token.
 
-Three methods, one :class:`Authenticator` each, so the transport never knows which is in use:
+Three methods, one :class:`Authenticator` each, so the API client never knows which is in use:
 
     AkSkAuth           signs every request (SDK-HMAC-SHA256); a 401 is final
     PasswordAuth       an IAM token, cached, renewed early, re-fetched once after a 401
+                       (:mod:`harvester.cloud.iam`, which owns the whole token flow)
     StaticTokenAuth    a token the user handed us; it cannot be renewed, so a 401 is final
 
-This module does no I/O of its own: the IAM login is a callable supplied by the transport,
-which keeps aiohttp in one module and lets the token logic be tested with a fake login.
-No secret is ever formatted into a string here except the header values that must carry it.
+Pure: no I/O. No secret is ever formatted into a string here except the header values that
+must carry it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import quote, unquote, urlsplit
 
-import anyio
-
-from harvester.models import Secret
+from harvester.models import Clock, Secret, utcnow
 
 ALGORITHM = "SDK-HMAC-SHA256"
 DATE_HEADER = "X-Sdk-Date"
 DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 TOKEN_HEADER = "X-Auth-Token"
-RENEW_MARGIN = timedelta(minutes=10)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-Clock = Callable[[], datetime]
-LoginFn = Callable[[], Awaitable[tuple[Secret, datetime]]]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Authenticator(Protocol):
-    """What the transport needs from a credential, whatever its kind."""
+    """What the API client needs from a credential, whatever its kind."""
 
     async def headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
         """Headers that authenticate this exact request (``url`` includes its query string)."""
@@ -178,7 +168,7 @@ class AkSkAuth:
 
 
 # --------------------------------------------------------------------------------------------
-# Tokens
+# A token handed to us
 
 
 class StaticTokenAuth:
@@ -195,83 +185,3 @@ class StaticTokenAuth:
 
     async def refresh_after_401(self, rejected: Mapping[str, str] | None = None) -> bool:
         return False
-
-
-class TokenProvider:
-    """An IAM token shared by every request of one project: one login, renewed before it expires.
-
-    Single-flight: concurrent callers that find no valid token wait on one lock, and only the
-    first performs the login; the others find the fresh token when they get the lock.
-    """
-
-    def __init__(
-        self, login: LoginFn, *, clock: Clock = utcnow, renew_margin: timedelta = RENEW_MARGIN
-    ) -> None:
-        self._login = login
-        self._clock = clock
-        self._margin = renew_margin
-        self._token: Secret | None = None
-        self._expires_at: datetime | None = None
-        self._lock = anyio.Lock()
-        self.logins = 0  # how many times IAM was asked; tests and the run summary read it
-
-    def __repr__(self) -> str:
-        state = "valid" if self._fresh() else "empty"
-        return f"TokenProvider({state}, expires_at={self._expires_at!r})"
-
-    @property
-    def expires_at(self) -> datetime | None:
-        return self._expires_at
-
-    def _fresh(self) -> bool:
-        return (
-            self._token is not None
-            and self._expires_at is not None
-            and self._expires_at - self._clock() > self._margin
-        )
-
-    async def token(self) -> Secret:
-        if self._fresh():
-            assert self._token is not None
-            return self._token
-        async with self._lock:
-            if not self._fresh():
-                token, expires_at = await self._login()
-                if expires_at.tzinfo is None:
-                    expires_at = expires_at.replace(tzinfo=UTC)
-                self._token, self._expires_at = token, expires_at
-                self.logins += 1
-            assert self._token is not None
-            return self._token
-
-    def invalidate(self, rejected: Secret | None = None) -> None:
-        """Forget the token, unless ``rejected`` names an older one that was already replaced."""
-        if rejected is None or rejected == self._token:
-            self._token = None
-            self._expires_at = None
-
-
-class PasswordAuth:
-    """IAM password authentication through a :class:`TokenProvider`."""
-
-    def __init__(self, provider: TokenProvider) -> None:
-        self.provider = provider
-
-    @classmethod
-    def from_login(cls, login: LoginFn, *, clock: Clock = utcnow) -> PasswordAuth:
-        return cls(TokenProvider(login, clock=clock))
-
-    def __repr__(self) -> str:
-        return f"PasswordAuth({self.provider!r})"
-
-    async def headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
-        token = await self.provider.token()
-        return {TOKEN_HEADER: token.reveal()}
-
-    async def refresh_after_401(self, rejected: Mapping[str, str] | None = None) -> bool:
-        sent = None
-        if rejected is not None:
-            value = next((v for k, v in rejected.items() if k.lower() == TOKEN_HEADER.lower()), None)
-            sent = Secret(value) if value is not None else None
-        self.provider.invalidate(sent)
-        return True
