@@ -49,13 +49,13 @@ import anyio
 import structlog
 
 from harvester import log as logsetup
+from harvester.app import open_engine, register_secrets
 from harvester.cloud.transport import Response
+from harvester.commands.run import Nightly, NightlyOptions
 from harvester.config.load import load_config
 from harvester.config.schema import Settings
-from harvester.harvest import Engine
+from harvester.engine import Engine
 from harvester.models import Outcome
-from harvester.nightly import Nightly, NightlyOptions
-from harvester.session import open_engine, register_secrets
 
 HERE = Path(__file__).resolve().parent
 EMULATOR_SCRIPT = HERE / "emulator_proc.py"
@@ -238,8 +238,8 @@ class Trace:
 
     t0: float = 0.0
     calls: list[tuple[str, float, float]] = field(default_factory=list)  # kind, start, end
-    waits: list[tuple[float, float]] = field(default_factory=list)  # wait_for_collection
-    fetches: list[tuple[float, float, int]] = field(default_factory=list)  # fetch_all, files
+    waits: list[tuple[float, float]] = field(default_factory=list)  # Collector.wait
+    fetches: list[tuple[float, float, int]] = field(default_factory=list)  # Fetcher.fetch_all, files
     archived_at: list[float] = field(default_factory=list)
     events: Counter[str] = field(default_factory=Counter)
     peak_tasks: int = 0
@@ -270,7 +270,8 @@ def instrument(engine: Engine, trace: Trace) -> None:
 
     setattr(transport, "send", timed_request)  # noqa: B010 - bypass the method type
 
-    wait = engine.wait_for_collection
+    collector = engine.collector
+    wait = collector.wait
 
     async def timed_wait(*a: Any, **kw: Any) -> Any:
         start = trace.now()
@@ -279,9 +280,10 @@ def instrument(engine: Engine, trace: Trace) -> None:
         finally:
             trace.waits.append((start, trace.now()))
 
-    setattr(engine, "wait_for_collection", timed_wait)  # noqa: B010
+    setattr(collector, "wait", timed_wait)  # noqa: B010
 
-    fetch_all = engine.fetch_all
+    fetcher = engine.fetcher
+    fetch_all = fetcher.fetch_all
 
     async def timed_fetch_all(work: Any) -> Any:
         items = list(work)
@@ -291,7 +293,7 @@ def instrument(engine: Engine, trace: Trace) -> None:
         finally:
             trace.fetches.append((start, trace.now(), len(items)))
 
-    setattr(engine, "fetch_all", timed_fetch_all)  # noqa: B010
+    setattr(fetcher, "fetch_all", timed_fetch_all)  # noqa: B010
 
 
 def configure_logging(level: str, trace: Trace) -> Any:

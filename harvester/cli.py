@@ -1,26 +1,20 @@
-"""Command line: arguments -> settings -> run -> summary -> exit code.
+"""Command line: the arguments of every command, and the dispatch to its module.
 
-Every expected failure ends here as one line on stderr and an exit code from
-:mod:`harvester.errors`; a traceback means a bug.
+Parsing only: each command's work is in :mod:`harvester.commands` (imported when it runs, so
+``--help`` and the offline commands start fast). Every expected failure ends here as one line
+on stderr and an exit code from :mod:`harvester.errors`; a traceback means a bug.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harvester import __version__
-from harvester.errors import EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_USAGE, HarvesterError, UsageError
+from harvester.errors import EXIT_NOTHING, EXIT_USAGE, ConfigError, HarvesterError, UsageError
 from harvester.models import QUERY_TIMES
-
-if TYPE_CHECKING:
-    from harvester.archive.prune import PrunePlan
-    from harvester.archive.verify import VerifyReport
 
 _CODES_HARVEST = """exit codes:
   0        every file archived or already archived (also: nothing new)
@@ -188,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also probe credentials, archive root, endpoints and instances (network calls)",
     )
 
-    schema = sub.add_parser(
+    sub.add_parser(
         "config-schema",
         help="print the config file's JSON Schema (editors use it to complete and check the YAML)",
         description="Print the JSON Schema of the YAML config file, generated from the settings "
@@ -196,7 +190,6 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=CONFIG_SCHEMA_EPILOG,
         formatter_class=raw,
     )
-    schema.set_defaults(handler=_config_schema)
 
     ver = sub.add_parser(
         "verify",
@@ -260,125 +253,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _validate(args: argparse.Namespace) -> int:
-    from harvester.config.describe import describe  # noqa: PLC0415 - keep startup light
-    from harvester.config.load import load_config  # noqa: PLC0415
-
-    # validate checks the file; missing credentials are shown as such, not an error, so a config
-    # can be checked on a machine that does not hold the keys.
-    settings = load_config(args.config, os.environ, require_credentials=False)
-    emulator = None
-    if settings.emulator is not None:  # its block is the emulator's to check
-        from harvester.session import check_emulator_block  # noqa: PLC0415
-
-        emulator = check_emulator_block(settings)
-    if args.check:
-        from harvester.session import run_checks  # noqa: PLC0415 - network code only when asked
-
-        return run_checks(settings, owns_process=args.owns_process)
-    print(describe(settings, emulator=emulator))
-    return EXIT_OK
-
-
-def _config_schema(args: argparse.Namespace) -> int:
-    from harvester.config.schema import json_schema_text  # noqa: PLC0415
-
-    sys.stdout.write(json_schema_text())
-    return EXIT_OK
-
-
-def _verify(args: argparse.Namespace) -> int:
-    from harvester.archive.store import Archive  # noqa: PLC0415
-    from harvester.archive.verify import verify  # noqa: PLC0415
-
-    if args.repair:
-        if args.config is None:
-            raise UsageError("verify --repair needs --config F (the credentials and projects to fetch from)")
-        from harvester.repair import run_repair  # noqa: PLC0415
-
-        return run_repair(args)
-    if not args.root.is_dir():
-        raise UsageError(f"{args.root}: no such archive folder")
-    Archive(args.root).check_not_system()
-    report = verify(args.root)
-    print_report(report)
-    return EXIT_OK if report.clean else EXIT_PARTIAL
-
-
-def print_report(report: VerifyReport) -> None:
-    """verify's listing: one line per problem, then the counts."""
-    for kind, paths in (("MISSING", report.missing), ("CORRUPT", report.corrupt), ("EXTRA", report.extra)):
-        for p in paths:
-            print(f"{kind} {p}")
-    print(
-        f"checked {report.checked} files: {report.ok} ok, {len(report.missing)} missing, "
-        f"{len(report.corrupt)} corrupt, {len(report.extra)} extra"
-    )
-
-
-def _prune(args: argparse.Namespace) -> int:
-    import anyio  # noqa: PLC0415
-
-    from harvester.archive.prune import apply_prune, plan_prune  # noqa: PLC0415
-    from harvester.archive.state import record_watermark  # noqa: PLC0415
-    from harvester.archive.store import Archive  # noqa: PLC0415
-    from harvester.session import FLEET_LOCK  # noqa: PLC0415
-
-    if args.keep_days < 1:
-        raise UsageError("--keep-days must be at least 1")
-    if not args.root.is_dir():
-        raise UsageError(f"{args.root}: no such archive folder")
-    archive = Archive(args.root)
-    archive.claim(write=False)  # a system folder or somebody else's: refuse before anything
-    now = datetime.now(UTC)
-    if not args.yes:
-        plan = plan_prune(args.root, args.keep_days, now.date(), incidents=args.incidents)
-        for path in [*plan.folders, *plan.run_files, *plan.incidents]:
-            print(f"would remove {path}")
-        print(
-            f"{len(plan.folders)} date folders, {len(plan.incidents)} bundles ({plan.bytes} bytes); "
-            f"would record that days up to {plan.pruned_through} are not collected again; "
-            "pass --yes to delete"
-        )
-        return EXIT_OK
-
-    async def locked() -> tuple[PrunePlan, date]:
-        # Like an unsharded run: the fleet lock, exclusively, so no run (or shard) writes into
-        # a folder being removed, nor collects a day between its deletion and the watermark.
-        async with archive.run_lock(FLEET_LOCK, args.lock_timeout):
-            archive.claim()
-            plan = plan_prune(args.root, args.keep_days, now.date(), incidents=args.incidents)
-            watermark = record_watermark(args.root, plan.pruned_through, keep_days=args.keep_days, now=now)
-            for path in [*plan.folders, *plan.run_files, *plan.incidents]:
-                print(f"removing {path}")
-            apply_prune(plan)
-            return plan, watermark
-
-    try:
-        plan, watermark = anyio.run(locked)
-    except KeyboardInterrupt:
-        print("harvester: error: prune interrupted", file=sys.stderr)
-        return EXIT_SIGINT
-    print(
-        f"removed {len(plan.folders)} date folders, {len(plan.incidents)} bundles ({plan.bytes} bytes); "
-        f"days up to {watermark} are not collected again (.state/retention.json)"
-    )
-    return EXIT_OK
-
-
-def _parse_time(text: str | None, flag: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            value = datetime.combine(date.fromisoformat(text), datetime.min.time())
-        except ValueError:
-            raise UsageError(f"{flag}: not an ISO 8601 date or time: {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["emulate"]:
@@ -390,28 +264,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     # so a late Ctrl-C cannot turn a finished run's exit code into a traceback or a kill.
     args.owns_process = argv is None
     try:
-        handler = getattr(args, "handler", None)
-        if handler is not None:  # commands that own their module (logs, events)
-            return int(handler(args))
-        if args.command == "validate":
-            return _validate(args)
-        if args.command == "verify":
-            return _verify(args)
-        if args.command == "prune":
-            return _prune(args)
-        from harvester.session import run_collect, run_nightly  # noqa: PLC0415
-
-        if args.command == "run":
-            return run_nightly(args)
-        since = _parse_time(args.since, "--since")
-        until = _parse_time(args.until, "--until")
-        return run_collect(args, since, until)
+        return dispatch(args)
     except HarvesterError as exc:
-        from harvester.errors import ConfigError  # noqa: PLC0415
-
-        code = EXIT_USAGE if isinstance(exc, ConfigError | UsageError) else 3
+        code = EXIT_USAGE if isinstance(exc, ConfigError | UsageError) else EXIT_NOTHING
         print(f"harvester: error: {exc}", file=sys.stderr)
         return code
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the parsed command; each module is imported only when its command runs."""
+    handler = getattr(args, "handler", None)
+    if handler is not None:  # the offline readers own their parsers (harvester/logs/)
+        return int(handler(args))
+    if args.command == "run":
+        from harvester.commands import run  # noqa: PLC0415
+
+        return run.main(args)
+    if args.command == "collect":
+        from harvester.commands import collect  # noqa: PLC0415
+        from harvester.logs.cli import parse_time  # noqa: PLC0415 - one reading of a time flag
+
+        return collect.main(args, parse_time(args.since, "--since"), parse_time(args.until, "--until"))
+    if args.command == "verify":
+        from harvester.commands import verify  # noqa: PLC0415
+
+        return verify.main(args)
+    if args.command == "prune":
+        from harvester.commands import prune  # noqa: PLC0415
+
+        return prune.main(args)
+    from harvester.commands import validate  # noqa: PLC0415
+
+    if args.command == "config-schema":
+        return validate.config_schema(args)
+    return validate.main(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,9 +25,11 @@ Messages never contain a secret or a signed URL's query string: callers build th
 from __future__ import annotations
 
 import enum
+import errno
+import os
 from dataclasses import dataclass
 
-from harvester.models import Outcome, RunSummary
+from harvester.models import RunSummary, tally
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -192,18 +194,39 @@ def classify(exc: BaseException) -> Classification:
     return Classification(Action.SKIP)
 
 
+def is_fatal(exc: BaseException) -> bool:
+    """Errors that stop the whole run (credentials refused, archive unwritable)."""
+    return classify(exc).action is Action.FATAL
+
+
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a storage failure is the disk (or quota) being full: no later write can work."""
+    if isinstance(exc, DiskFullError):
+        return True
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _DISK_FULL:
+            return True
+        current = current.__cause__ or current.__context__
+    text = str(exc)
+    return any(os.strerror(code) in text for code in _DISK_FULL)
+
+
 def exit_code(summary: RunSummary) -> int:
     """The run's exit code, from its outcome records alone."""
     if summary.interrupted_by is not None:
         return 128 + summary.interrupted_by
     if summary.fatal is not None:
         return EXIT_NOTHING
-    failed = sum(1 for f in summary.files if f.outcome in (Outcome.FAILED, Outcome.CANCELLED))
-    good = sum(1 for f in summary.files if f.outcome in (Outcome.ARCHIVED, Outcome.PRESENT))
-    broken_instances = sum(1 for i in summary.instances if not i.skipped)
-    if failed == 0 and broken_instances == 0:
+    counts = tally(summary.files, summary.instances)
+    if counts.not_archived == 0 and counts.instances_failed == 0:
         return EXIT_OK
-    if good == 0:
+    if counts.good == 0:
         return EXIT_NOTHING
     return EXIT_PARTIAL
 

@@ -23,8 +23,16 @@ from pathlib import Path
 
 from harvester.archive.files import write_bytes_atomic
 from harvester.errors import StorageError
+from harvester.models import RunSummary, tally, utcnow
 
-__all__ = ["MetricsSnapshot", "ProjectCounts", "read_last_success", "render", "write_metrics"]
+__all__ = [
+    "MetricsSnapshot",
+    "ProjectCounts",
+    "metrics_snapshot",
+    "read_last_success",
+    "render",
+    "write_metrics",
+]
 
 PREFIX = "dcs_harvester_"
 LAST_SUCCESS = f"{PREFIX}last_success_timestamp_seconds"
@@ -53,6 +61,34 @@ class MetricsSnapshot:
     success: bool
     shard: str | None
     per_project: Mapping[str, ProjectCounts]
+
+
+def metrics_snapshot(summary: RunSummary, code: int, shard: str | None) -> MetricsSnapshot:
+    """The run's numbers per project, counted from its outcome records like the summary's."""
+    per: dict[str, ProjectCounts] = {}
+    projects = {f.project for f in summary.files} | {i.project for i in summary.instances}
+    for project in sorted(projects):
+        n = tally(
+            (f for f in summary.files if f.project == project),
+            (i for i in summary.instances if i.project == project),
+        )
+        per[project] = ProjectCounts(
+            files_archived=n.archived,
+            bytes_archived=n.bytes,
+            files_failed=n.not_archived,
+            files_skipped=n.present,
+            retries=summary.retries_by_project.get(project, 0),
+            instances_failed=n.instances_failed,
+            days_pending=n.pending,
+        )
+    return MetricsSnapshot(
+        started_at=summary.started_at,
+        finished_at=summary.finished_at or utcnow(),
+        exit_code=code,
+        success=code == 0,
+        shard=shard,
+        per_project=per,
+    )
 
 
 _RUN_GAUGES = (

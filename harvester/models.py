@@ -15,7 +15,8 @@ their sensitive part, so a stray ``repr`` in a log line or exception cannot leak
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from types import MappingProxyType
@@ -160,6 +161,11 @@ class Target:
             status=instance.status,
         )
 
+    @property
+    def label(self) -> str:
+        """How summaries and log lines name it: ``name (id)``."""
+        return f"{self.instance_name} ({self.instance_id})"
+
 
 @dataclass(frozen=True, slots=True)
 class Replica:
@@ -270,6 +276,26 @@ class FileResult:
     attempts: int = 0
     reason: str = ""
 
+    @classmethod
+    def of(
+        cls, lf: LogFile, outcome: Outcome, *, attempts: int = 0, reason: str = "", size: int = 0
+    ) -> FileResult:
+        """The outcome of one listed file (or, with an empty ``lf.file_name``, of a replica-day)."""
+        t = lf.replica.target
+        return cls(
+            t.project,
+            t.instance_id,
+            t.instance_name,
+            lf.replica.group_name,
+            lf.replica.replication_ip,
+            lf.day,
+            outcome,
+            file_name=lf.file_name,
+            size=size,
+            attempts=attempts,
+            reason=reason,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class InstanceFailure:
@@ -300,3 +326,54 @@ class RunSummary:
     # project -> why one of its endpoints could not be reached (first such failure): one
     # "harvester: error:" line each, so an operator sees the dead endpoint, not N file failures.
     unreachable: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """The outcome records counted by kind: every number a run reports comes from one of these.
+
+    The printed and JSON summaries, the metrics file and the exit code all count through
+    :func:`tally`, so no two of them can disagree about what "failed" means.
+    """
+
+    archived: int = 0
+    present: int = 0  # already in the archive
+    failed: int = 0
+    cancelled: int = 0
+    pending: int = 0
+    no_log: int = 0
+    bytes: int = 0  # of the archived files
+    instances_failed: int = 0
+    instances_skipped: int = 0  # deliberately left out: not an error
+
+    @property
+    def not_archived(self) -> int:
+        """Files that were needed and did not land: failed, or stopped before they finished."""
+        return self.failed + self.cancelled
+
+    @property
+    def good(self) -> int:
+        """Files that are in the archive now: fetched by this run or already there."""
+        return self.archived + self.present
+
+
+def tally(files: Iterable[FileResult], instances: Iterable[InstanceFailure] = ()) -> Tally:
+    """Count outcome records (and instance problems) by kind."""
+    by_outcome: Counter[Outcome] = Counter()
+    archived_bytes = 0
+    for f in files:
+        by_outcome[f.outcome] += 1
+        if f.outcome is Outcome.ARCHIVED:
+            archived_bytes += f.size
+    skipped = Counter(i.skipped for i in instances)
+    return Tally(
+        archived=by_outcome[Outcome.ARCHIVED],
+        present=by_outcome[Outcome.PRESENT],
+        failed=by_outcome[Outcome.FAILED],
+        cancelled=by_outcome[Outcome.CANCELLED],
+        pending=by_outcome[Outcome.PENDING],
+        no_log=by_outcome[Outcome.NO_LOG],
+        bytes=archived_bytes,
+        instances_failed=skipped[False],
+        instances_skipped=skipped[True],
+    )

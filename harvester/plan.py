@@ -1,8 +1,13 @@
-"""Pure decisions: which days to collect, which files to download, when to wait and relink.
+"""Pure decisions: which days to collect, which files to download, when to wait, retry and relink.
 
 Nothing here performs I/O, reads the clock or touches an event loop: ``today`` and ``now`` are
 passed in. That keeps every rule testable with plain values, and it keeps the engine
-(``harvest.py``) a matter of plumbing: it asks this module, then acts.
+(:mod:`harvester.engine`) a matter of plumbing: it asks this module, then acts.
+
+It is longer than the ~400 lines a module should stay under, on purpose: it is the one place
+where the harvester's rules are read and unit-tested together (days, pending days, waits,
+files, shards, links, one file's attempts, instances), each section pure and small; split
+across modules, the rules a reviewer checks against the API contract would be scattered.
 
 Dates: DCS labels a run log with the UTC day it covers (``time``, ``yyyy-MM-dd``); callers pass
 ``today`` as a UTC date (see :func:`today_utc`).
@@ -21,8 +26,16 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from harvester.config.schema import InstanceRef
-from harvester.errors import UsageError
+from harvester.config.schema import InstanceRef, LimitsSettings
+from harvester.errors import (
+    Action,
+    LinkRefusedError,
+    StorageError,
+    TransportError,
+    UsageError,
+    classify,
+    is_disk_full,
+)
 from harvester.models import QUERY_TIMES, ArchiveKey, Instance, LogFile
 
 RETENTION_DAYS = 7
@@ -405,6 +418,128 @@ def link_still_usable(
     """
     needed = margin + max(0, expected_bytes) / rate
     return (expires_at - now).total_seconds() > needed
+
+
+# --------------------------------------------------------------------------- one file's attempts
+#
+# The engine's per-file loop (:mod:`harvester.engine.fetch`) links and downloads; after each
+# failed attempt it asks :func:`after_download_error` what to do next and does exactly that.
+
+#: A Retry-After larger than this is a misconfigured gateway, not advice (API calls and OBS alike).
+MAX_RETRY_AFTER = 300.0
+
+
+class FailureKind(enum.Enum):
+    """What one failed attempt's error says about the next attempt."""
+
+    FATAL = "fatal"  # nothing else can work either (credentials refused): stop the run
+    REFUSED = "refused"  # the link points where we do not send it: no attempt can work
+    STORAGE = "storage"  # the archive could not take this file
+    DISK_FULL = "disk_full"  # ... nor any file after it
+    RELINK = "relink"  # OBS refused the link (403): a fresh link may work
+    RETRY = "retry"  # transient (reset, stall, short body, 5xx): the same link may work
+    FINAL = "final"  # anything else: this file fails, the others go on
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptError:
+    """One failed attempt as the decisions see it: its kind, its one-line reason, and the
+    Retry-After OBS sent with it (when it asked us to slow down)."""
+
+    kind: FailureKind
+    reason: str
+    retry_after: float | None = None
+
+    @classmethod
+    def of(cls, exc: BaseException) -> AttemptError:
+        """Read an exception (and its causes, for a full disk): no I/O, nothing retried."""
+        retry_after = exc.retry_after if isinstance(exc, TransportError) else None
+        if isinstance(exc, LinkRefusedError):
+            kind = FailureKind.REFUSED
+        elif isinstance(exc, StorageError):
+            kind = FailureKind.DISK_FULL if is_disk_full(exc) else FailureKind.STORAGE
+        else:
+            kind = {
+                Action.FATAL: FailureKind.FATAL,
+                Action.RELINK: FailureKind.RELINK,
+                Action.RETRY: FailureKind.RETRY,
+            }.get(classify(exc).action, FailureKind.FINAL)
+        return cls(kind, str(exc), retry_after)
+
+
+class Step(enum.Enum):
+    """What the engine does next with one file."""
+
+    RETRY = "retry"  # back off, then download again (the held link, if still usable)
+    RELINK = "relink"  # drop the link and ask DCS for a fresh one, then download again
+    GIVE_UP = "give_up"  # this file fails with ``Decision.reason``; the others go on
+    STOP = "stop"  # raise: the whole run stops
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    step: Step
+    reason: str = ""  # GIVE_UP: the file's failure, one line
+    wait: float = 0.0  # RETRY: seconds to back off first
+    stop_writes: bool = False  # GIVE_UP: the disk is full, no later file is attempted either
+
+
+def download_backoff(retry_after: float | None, attempts: int) -> float:
+    """OBS's own Retry-After when it throttles (capped), else exponential from half a second."""
+    if retry_after is not None and retry_after > 0:
+        return min(retry_after, MAX_RETRY_AFTER)
+    return min(0.5 * 2.0 ** (attempts - 1), 10.0)
+
+
+def storage_failure(error: str, *, disk_full: bool, what: str = "") -> str:
+    """A file the archive could not take, in words; a full disk says so first."""
+    reason = f"{what}: {error}" if what else error
+    return f"disk full: {reason}" if disk_full else reason
+
+
+def after_download_error(
+    error: AttemptError, attempts: int, relinks: int, limits: LimitsSettings
+) -> Decision:
+    """The next step after a failed download: ``attempts`` made (this one included) and
+    ``relinks`` done so far (not counting one this error may ask for).
+
+    A transient failure is retried up to ``download_attempts`` transfers, a refused link is
+    renewed up to ``relink_attempts`` times; a full disk or an unwritable archive folder fails
+    the file at once (and a full disk every later file), and credentials refused stop the run.
+    """
+    kind = error.kind
+    if kind is FailureKind.FATAL:
+        return Decision(Step.STOP)
+    if kind in (FailureKind.STORAGE, FailureKind.DISK_FULL):
+        full = kind is FailureKind.DISK_FULL
+        return Decision(Step.GIVE_UP, storage_failure(error.reason, disk_full=full), stop_writes=full)
+    if kind is FailureKind.RELINK:
+        if relinks >= limits.relink_attempts:
+            return Decision(Step.GIVE_UP, f"links kept being refused: {error.reason}")
+        return Decision(Step.RELINK)
+    if kind is FailureKind.RETRY and attempts < limits.download_attempts:
+        return Decision(Step.RETRY, wait=download_backoff(error.retry_after, attempts))
+    return Decision(Step.GIVE_UP, error.reason)
+
+
+def after_link_error(error: AttemptError) -> Decision:
+    """DCS gave no download link (its call was already retried): the file fails, unless the
+    credentials were refused, which stops the run."""
+    if error.kind is FailureKind.FATAL:
+        return Decision(Step.STOP)
+    return Decision(Step.GIVE_UP, f"no download link: {error.reason}")
+
+
+def may_attempt(attempts: int, limits: LimitsSettings) -> bool:
+    """A bound on one file's transfers whatever the errors: every retry and every relink.
+
+    :func:`after_download_error` gives up before this in every sequence of errors; the bound
+    is what keeps a file from looping should a new kind of error ever slip through."""
+    return attempts < limits.download_attempts + limits.relink_attempts
+
+
+def gave_up_reason(attempts: int, last_error: str) -> str:
+    return f"gave up after {attempts} attempts: {last_error}"
 
 
 # --------------------------------------------------------------------------- instances

@@ -9,7 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 from harvester.errors import exit_code
-from harvester.models import FileResult, Outcome, RunSummary
+from harvester.models import FileResult, Outcome, RunSummary, tally
 
 
 def _per_instance(summary: RunSummary) -> dict[tuple[str, str], list[FileResult]]:
@@ -17,10 +17,6 @@ def _per_instance(summary: RunSummary) -> dict[tuple[str, str], list[FileResult]
     for f in summary.files:
         groups[(f.project, f.instance_id)].append(f)
     return groups
-
-
-def _count(files: list[FileResult], outcome: Outcome) -> int:
-    return sum(1 for f in files if f.outcome is outcome)
 
 
 def _day(f: FileResult) -> dict[str, Any]:
@@ -38,24 +34,25 @@ def summary_dict(summary: RunSummary) -> dict[str, Any]:
     """The JSON summary: stable keys, documented in the README."""
     instances = []
     for (project, instance_id), files in sorted(_per_instance(summary).items()):
+        n = tally(files)
         instances.append(
             {
                 "project": project,
                 "instance_id": instance_id,
                 "instance_name": files[0].instance_name,
                 "collected": summary.collections_by_instance.get(instance_id, 0),
-                "downloaded": _count(files, Outcome.ARCHIVED),
-                "skipped": _count(files, Outcome.PRESENT),
-                "failed": _count(files, Outcome.FAILED) + _count(files, Outcome.CANCELLED),
-                "pending": _count(files, Outcome.PENDING),
-                "no_log": _count(files, Outcome.NO_LOG),
-                "bytes": sum(f.size for f in files if f.outcome is Outcome.ARCHIVED),
+                "downloaded": n.archived,
+                "skipped": n.present,
+                "failed": n.not_archived,
+                "pending": n.pending,
+                "no_log": n.no_log,
+                "bytes": n.bytes,
                 "failures": [_day(f) for f in files if f.outcome in (Outcome.FAILED, Outcome.CANCELLED)],
                 "pending_days": [_day(f) for f in files if f.outcome is Outcome.PENDING],
                 "no_log_days": [_day(f) for f in files if f.outcome is Outcome.NO_LOG],
             }
         )
-    files = summary.files
+    total = tally(summary.files, summary.instances)
     return {
         "run_id": summary.run_id,
         "started_at": summary.started_at.isoformat(),
@@ -65,17 +62,17 @@ def summary_dict(summary: RunSummary) -> dict[str, Any]:
         "fatal": summary.fatal,
         "interrupted_by_signal": summary.interrupted_by,
         "totals": {
-            "downloaded": _count(files, Outcome.ARCHIVED),
-            "skipped": _count(files, Outcome.PRESENT),
-            "failed": _count(files, Outcome.FAILED),
-            "cancelled": _count(files, Outcome.CANCELLED),
-            "pending": _count(files, Outcome.PENDING),
-            "no_log": _count(files, Outcome.NO_LOG),
-            "bytes": sum(f.size for f in files if f.outcome is Outcome.ARCHIVED),
+            "downloaded": total.archived,
+            "skipped": total.present,
+            "failed": total.failed,
+            "cancelled": total.cancelled,
+            "pending": total.pending,
+            "no_log": total.no_log,
+            "bytes": total.bytes,
             "collections": summary.collections,
             "retries": summary.retries,
-            "instances_failed": sum(1 for i in summary.instances if not i.skipped),
-            "instances_skipped": sum(1 for i in summary.instances if i.skipped),
+            "instances_failed": total.instances_failed,
+            "instances_skipped": total.instances_skipped,
         },
         "instances": instances,
         "unreachable": dict(sorted(summary.unreachable.items())),
@@ -127,6 +124,22 @@ def render_text(summary: RunSummary) -> str:
     return "\n".join(lines)
 
 
-def unreachable_lines(summary: RunSummary) -> list[str]:
-    """One ``harvester: error:`` line per project whose endpoint could not be reached."""
-    return [f"harvester: error: project {p}: {why}" for p, why in sorted(summary.unreachable.items())]
+def problem_lines(summary: RunSummary) -> list[str]:
+    """One ``harvester: error:`` line per thing that stopped work, none for a clean run.
+
+    An unreachable endpoint first, as one line per project naming it and the cause; then the
+    fatal reason; then every instance that could not be worked on (an instance the config names
+    that DCS does not know, with the candidates; a project whose listing failed), so cron mail
+    and a terminal both show what to fix without reading JSON logs. Instances deliberately
+    skipped (not RUNNING, engine too old) are in the summary, not here, and so are the
+    instances of a project whose endpoint was unreachable: that project has its one line.
+    """
+    lines = [f"harvester: error: project {p}: {why}" for p, why in sorted(summary.unreachable.items())]
+    if summary.fatal:
+        lines.append(f"harvester: error: {summary.fatal}")
+    lines.extend(
+        f"harvester: error: {problem.project}/{problem.instance}: {problem.reason}"
+        for problem in summary.instances
+        if not problem.skipped and problem.project not in summary.unreachable
+    )
+    return lines

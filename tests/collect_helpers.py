@@ -1,6 +1,6 @@
 """Shared pieces of the ``harvester collect`` tests: configs, runs, bundle readers, subprocesses.
 
-In-process runs (:func:`collect_in_process`) drive :class:`harvester.incident.Incident` with a
+In-process runs (:func:`collect_in_process`) drive :class:`harvester.commands.collect.Incident` with a
 real engine over loopback HTTP; CLI runs (:func:`run_cli`) start ``python -m harvester.cli`` as
 a subprocess against an emulator that is itself a subprocess (:func:`emulator_process`).
 """
@@ -21,13 +21,13 @@ from typing import Any
 
 import aiohttp
 
+from harvester.app import new_run_id, open_engine
+from harvester.commands.collect import Incident, IncidentOptions, bundle_name
 from harvester.config.load import load_config
 from harvester.emulator import Clock, Counters, Emulator, EmulatorConfig, FleetConfig, Instance, build_fleet
 from harvester.emulator.runlogs import RunlogStore
 from harvester.errors import exit_code
-from harvester.incident import Incident, IncidentOptions, bundle_name
 from harvester.models import RunSummary
-from harvester.session import new_run_id, open_engine
 from tests import helpers
 from tests.emulator_sigv import sign
 

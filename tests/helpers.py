@@ -25,13 +25,13 @@ from typing import Any
 
 import yaml
 
+from harvester.app import new_run_id, open_engine
+from harvester.commands.run import Nightly, NightlyOptions
 from harvester.config.load import load_config
 from harvester.config.schema import Settings
 from harvester.emulator import Emulator
 from harvester.errors import exit_code
 from harvester.models import RunSummary
-from harvester.nightly import Nightly, NightlyOptions
-from harvester.session import new_run_id, open_engine
 from tests.polling import eventually
 
 REPO = Path(__file__).resolve().parents[1]

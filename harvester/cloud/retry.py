@@ -25,11 +25,11 @@ import anyio
 import stamina
 
 from harvester.errors import Action, classify
+from harvester.plan import MAX_RETRY_AFTER
 
 T = TypeVar("T")
 
 DEFAULT_RETRY_AFTER = 3.0  # HWC's advice for 429 without a usable header: wait 2-5 s
-MAX_RETRY_AFTER = 300.0  # a Retry-After larger than this is a misconfigured gateway, not advice
 # Refilling in float arithmetic can leave a token at 0.9999999999: counted as full, so that a
 # clock too coarse to advance by the remaining 1e-15 s cannot keep a caller sleeping forever.
 _ROUNDING = 1e-9

@@ -11,8 +11,8 @@ import pytest
 import stamina
 import structlog
 
-from harvester import incident
 from harvester.cli import main
+from harvester.commands import collect as incident
 from harvester.emulator import FleetConfig, build_fleet
 from tests.collect_helpers import bundle_files, logs_every_day, sha_list
 

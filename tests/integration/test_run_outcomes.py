@@ -16,17 +16,17 @@ from pathlib import Path, PurePosixPath
 
 import anyio
 
+from harvester.app import new_run_id, open_engine
 from harvester.archive.manifest_writer import ManifestWriter
 from harvester.archive.part import PartWriter
 from harvester.archive.store import Archive
 from harvester.archive.verify import verify
+from harvester.commands.run import Nightly, NightlyOptions
 from harvester.config.schema import Settings
 from harvester.emulator import Emulator
+from harvester.engine import Engine
 from harvester.errors import StorageError
-from harvester.harvest import Engine
 from harvester.models import Outcome, RunSummary
-from harvester.nightly import Nightly, NightlyOptions
-from harvester.session import new_run_id, open_engine
 from tests.emulator_sigv import EmulatorFactory
 from tests.helpers import code_of, expected_keys, keys_of, settings_for
 from tests.polling import eventually

@@ -18,9 +18,9 @@ import structlog
 
 from harvester.archive.state import STATE_PATH
 from harvester.emulator import Emulator
+from harvester.metrics import metrics_snapshot
 from harvester.models import FileResult, Outcome, RunSummary
 from harvester.report import render_text, summary_dict
-from harvester.session import metrics_snapshot
 from tests.emulator_sigv import EmulatorFactory
 from tests.helpers import code_of, keys_of, night, settings_for
 

@@ -7,9 +7,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from harvester.app import new_run_id, open_engine
+from harvester.commands.run import Nightly, NightlyOptions
 from harvester.models import Outcome
-from harvester.nightly import Nightly, NightlyOptions
-from harvester.session import new_run_id, open_engine
 from tests.emulator_sigv import EmulatorFactory
 from tests.helpers import all_entries, code_of, emulator_bytes, harvest, settings_for
 

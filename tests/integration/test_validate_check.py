@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from harvester.commands.doctor import Check, exit_code, run_checks
 from harvester.config.schema import Endpoints, InstanceRef
-from harvester.doctor import Check, exit_code, run_checks
 from harvester.emulator import Emulator
 from harvester.models import Secret
 from tests.emulator_sigv import EmulatorFactory

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harvester.config.schema import Credentials, DiscoverSettings, Endpoints, InstanceRef, ProjectSettings
-from harvester.doctor import (
+from harvester.commands.doctor import (
     Check,
     archive_check,
     archive_owner_check,
@@ -14,6 +13,7 @@ from harvester.doctor import (
     instances_check,
     tally,
 )
+from harvester.config.schema import Credentials, DiscoverSettings, Endpoints, InstanceRef, ProjectSettings
 from harvester.models import Instance, Secret
 
 ID_A = "5560df16-cebf-4473-95c4-d1b573c16e79"

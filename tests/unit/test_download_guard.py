@@ -9,7 +9,7 @@ import pytest
 
 from harvester.archive.store import Archive
 from harvester.cloud.transport import Transport
-from harvester.download import fetch_to_archive
+from harvester.engine.download import fetch_to_archive
 from harvester.errors import LinkRefusedError
 from harvester.models import SignedLink, SignedUrl, redact_url
 

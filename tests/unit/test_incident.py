@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from harvester.commands.collect import SLOWLOG_MAX_AGE, bundle_name, pick_replicas, slowlog_window
 from harvester.errors import UsageError
-from harvester.incident import SLOWLOG_MAX_AGE, bundle_name, pick_replicas, slowlog_window
 from harvester.models import Replica, Target
 
 NOW = datetime(2025, 3, 12, 15, 30, 45, tzinfo=UTC)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from harvester.metrics import metrics_snapshot
 from harvester.models import FileResult, InstanceFailure, Outcome, RunSummary
-from harvester.session import metrics_snapshot
 
 DAY = date(2026, 11, 26)
 

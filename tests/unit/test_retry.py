@@ -12,7 +12,6 @@ import pytest
 import stamina
 
 from harvester.cloud.retry import (
-    MAX_RETRY_AFTER,
     Budget,
     RateLimiter,
     RetryEvent,
@@ -22,6 +21,7 @@ from harvester.cloud.retry import (
     next_wait,
 )
 from harvester.errors import ApiError, TransportError
+from harvester.plan import MAX_RETRY_AFTER
 
 FAST = RetryPolicy(
     attempts=3, throttle_attempts=3, timeout=30.0, wait_initial=0.01, wait_max=0.02, wait_jitter=0.0

@@ -23,10 +23,12 @@ import anyio.to_thread
 import structlog
 
 from harvester import plan
-from harvester.archive.files import write_bytes_atomic
+from harvester.app import SignalWatch, execute, new_run_id, owns_process, prepare
 from harvester.archive.manifest import ManifestEntry
 from harvester.archive.paths import MANIFEST_LOCK, archive_relpath, instance_dir, safe_component
 from harvester.archive.store import Archive
+from harvester.commands.finish import report_problems, write_summary_json
+from harvester.engine import Destination, Engine
 from harvester.errors import (
     EXIT_NOTHING,
     EXIT_OK,
@@ -35,20 +37,10 @@ from harvester.errors import (
     HarvesterError,
     UsageError,
     exit_code,
+    is_fatal,
 )
-from harvester.harvest import Destination, Engine, file_result, is_fatal
-from harvester.models import Group, Instance, LogFile, Outcome, Replica, RunSummary, Target
+from harvester.models import FileResult, Group, Instance, LogFile, Outcome, Replica, RunSummary, Target
 from harvester.report import render_text, summary_dict
-from harvester.session import (
-    SignalWatch,
-    execute,
-    json_bytes,
-    new_run_id,
-    owns_process,
-    prepare,
-    report_problems,
-    write_record,
-)
 
 log = structlog.get_logger("harvester")
 SLOWLOG_MAX_AGE = timedelta(days=7) - timedelta(minutes=5)  # the API refuses a start older than 7 days
@@ -106,11 +98,11 @@ class Incident:
             slowlog_window(self.engine.now(), self.options.days, self.options.since, self.options.until)
         # Instances the operator named explicitly are tried even when they look unusable:
         # DCS's own answer (DCS.4049 not running, DCS.4007 engine) is the report they need.
-        targets = await self.engine.resolve_targets(self.options.only, strict=True, skip_unusable=False)
+        targets = await self.engine.resolver.targets(self.options.only, strict=True, skip_unusable=False)
         # Only now, with every argument and name checked, does the bundle folder come to exist.
         self.bundle = await anyio.to_thread.run_sync(self.engine.archive.reserve_folder, self.name)
         self.reserved.append(self.bundle)
-        await self.engine.for_each(targets, self._instance, limit=self.engine.instance_parallelism)
+        await self.engine.for_each_instance(targets, self._collect_instance, explain=_explain)
         await self._reading()
         return self.engine.summary
 
@@ -165,25 +157,12 @@ class Incident:
         )
         await engine.manifest.record(self.bundle, entry)
 
-    async def _instance(self, target: Target) -> None:
-        label = f"{target.instance_name} ({target.instance_id})"
-        with structlog.contextvars.bound_contextvars(project=target.project, instance=target.instance_name):
-            try:
-                await self._collect_instance(target)
-            except HarvesterError as exc:
-                if is_fatal(exc):
-                    raise
-                reason = str(exc)
-                if isinstance(exc, ApiError):
-                    reason += f" (instance status {target.status}, engine {target.engine_version})"
-                self.engine.instance_failed(target.project, label, reason)
-
     async def _collect_instance(self, target: Target) -> None:
         engine = self.engine
         client = engine.project_of(target).client
         base = instance_dir(target)
         info = await client.show_instance(target.instance_id)
-        groups, replicas = await engine.topology(target)
+        groups, replicas = await engine.resolver.topology(target)
         chosen = pick_replicas(replicas, self.options.replica)
         await self._write_json(target, base / "instance.json", dict(info.raw))
         if groups:
@@ -193,17 +172,17 @@ class Incident:
                 f"--replica {self.options.replica!r} matches no replica of {target.instance_name}"
             )
 
-        before = {lf.log_id for lf in await engine.list_logs(target, replicas)}
+        before = {lf.log_id for lf in await engine.collector.listing(target, replicas)}
         # N days before, and today: the N-day window excludes the day still being written.
         posts = [(r, qt) for r in chosen for qt in sorted({0, self.options.days})]
 
         async def post(request: tuple[Replica, int]) -> None:
-            await engine.collect(*request)
+            await engine.collector.request(*request)
 
         await engine.for_each(posts, post)
         today = plan.today_utc(engine.now())
         days = frozenset({today} | plan.requested_days(today, (self.options.days,)))
-        collected = await engine.wait_for_collection(
+        collected = await engine.collector.wait(
             target, dict.fromkeys(chosen, days), before, replicas=replicas
         )
         fresh = [lf for lf in collected.items if lf.log_id not in before]
@@ -221,13 +200,13 @@ class Incident:
                 reason = (
                     "DCS reported the log collection as failed" if status == "failed" else "not ready in time"
                 )
-                engine.record(file_result(lf, Outcome.FAILED, reason=reason))
+                engine.record(FileResult.of(lf, Outcome.FAILED, reason=reason))
         for replica in collected.timed_out:
             if not any(replica.owns(lf.key) for lf in mine):
                 lf = LogFile(replica, "", "", engine.now().date(), "")
                 reason = collected.why(replica, engine.settings.collect.wait_timeout)
-                engine.record(file_result(lf, Outcome.FAILED, reason=reason))
-        await engine.fetch_all(work)
+                engine.record(FileResult.of(lf, Outcome.FAILED, reason=reason))
+        await engine.fetcher.fetch_all(work)
         if self.options.slowlog:  # after the logs: a slow-log failure must not cost them
             await self._slowlog(target, info, base)
 
@@ -265,6 +244,13 @@ class Incident:
         await engine.manifest.record(self.bundle, entry)
 
 
+def _explain(target: Target, exc: HarvesterError) -> str:
+    """Why an instance failed; DCS's refusal comes with what the listing said about it."""
+    if isinstance(exc, ApiError):
+        return f"{exc} (instance status {target.status}, engine {target.engine_version})"
+    return str(exc)
+
+
 def _slowlog_order(entry: dict[str, Any]) -> tuple[str, int, str]:
     """Oldest first; ids are numbers, so 10 sorts after 9 within the same second."""
     raw_id = entry.get("id", "")
@@ -292,7 +278,8 @@ def bundle_name(now: datetime, label: str) -> str:
     return f"incidents/{stamp}-{safe_component(label, max_len=60, mark_changes=False)}"
 
 
-def run_incident(args: argparse.Namespace, since: datetime | None, until: datetime | None) -> int:
+def main(args: argparse.Namespace, since: datetime | None, until: datetime | None) -> int:
+    """``harvester collect``: one bundle about a few instances, now; its path is the last line."""
     with SignalWatch(restore=not owns_process(args)) as watch:
         settings = prepare(args)
         started = datetime.now(UTC)
@@ -348,8 +335,7 @@ def finish_bundle(summary: RunSummary, root: Path, bundle: str | None, args: arg
             except HarvesterError as exc:
                 print(f"harvester: error: --tar: {exc}", file=sys.stderr)
                 code = EXIT_PARTIAL if code == EXIT_OK else code
-    if args.summary_json is not None:
-        write_record("--summary-json", lambda: write_bytes_atomic(Path(args.summary_json), json_bytes(data)))
+    write_summary_json(args, data)
     report_problems(summary)
     if not written and summary.interrupted_by is None:
         if bundle is None and summary.fatal is None:

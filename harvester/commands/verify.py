@@ -1,7 +1,10 @@
-"""``harvester verify --repair``: fetch again what verify found missing or corrupt.
+"""``harvester verify``: re-hash an archive against its manifests; ``--repair`` fetches again.
 
-The repair is a nightly run restricted to the damaged archive keys, treated as not archived
-(:attr:`~harvester.nightly.NightlyOptions.repair`): the same lock, collection, links, retries
+Plain ``verify`` is offline: every file is hashed and compared with its manifest line, and
+missing, corrupt and extra files are listed (:mod:`harvester.archive.verify` finds them).
+
+``--repair`` is a nightly run restricted to the damaged archive keys, treated as not archived
+(:attr:`~harvester.commands.run.NightlyOptions.repair`): the same lock, collection, links, retries
 and atomic writes, so a repaired file lands exactly as a first download would. A corrupt file
 is never deleted first: it stays until its replacement is renamed over it, and stays for good
 when DCS no longer has the day (DCS keeps run logs for 7 days), where it is reported as not
@@ -15,14 +18,41 @@ import argparse
 import os
 from datetime import UTC, date, datetime
 
-from harvester.archive.verify import repair_plan, verify
+from harvester.app import FLEET_LOCK, SignalWatch, execute, new_run_id, owns_process, prepare
+from harvester.archive.store import Archive
+from harvester.archive.verify import VerifyReport, repair_plan, verify
+from harvester.commands.finish import finish
+from harvester.commands.run import Nightly, NightlyOptions
+from harvester.engine import Engine
 from harvester.errors import EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, UsageError
-from harvester.harvest import Engine
 from harvester.models import ArchiveKey, Outcome, RunSummary
-from harvester.nightly import Nightly, NightlyOptions
-from harvester.session import FLEET_LOCK, SignalWatch, execute, finish, new_run_id, owns_process, prepare
 
-__all__ = ["run_repair"]
+__all__ = ["main", "print_report"]
+
+
+def main(args: argparse.Namespace) -> int:
+    """``harvester verify``: 0 when every file matches its manifest line, 1 otherwise."""
+    if args.repair:
+        if args.config is None:
+            raise UsageError("verify --repair needs --config F (the credentials and projects to fetch from)")
+        return run_repair(args)
+    if not args.root.is_dir():
+        raise UsageError(f"{args.root}: no such archive folder")
+    Archive(args.root).check_not_system()
+    report = verify(args.root)
+    print_report(report)
+    return EXIT_OK if report.clean else EXIT_PARTIAL
+
+
+def print_report(report: VerifyReport) -> None:
+    """verify's listing: one line per problem, then the counts."""
+    for kind, paths in (("MISSING", report.missing), ("CORRUPT", report.corrupt), ("EXTRA", report.extra)):
+        for p in paths:
+            print(f"{kind} {p}")
+    print(
+        f"checked {report.checked} files: {report.ok} ok, {len(report.missing)} missing, "
+        f"{len(report.corrupt)} corrupt, {len(report.extra)} extra"
+    )
 
 
 def run_repair(args: argparse.Namespace) -> int:

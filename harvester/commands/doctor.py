@@ -24,13 +24,15 @@ from typing import Literal, TypeVar
 import anyio
 
 from harvester import plan
+from harvester.app import iam_user, signer
 from harvester.archive.store import Archive
-from harvester.cloud.auth import AkSkAuth, Authenticator, StaticTokenAuth
+from harvester.cloud.auth import Authenticator, StaticTokenAuth
 from harvester.cloud.dcs import DcsClient
-from harvester.cloud.iam import Iam, IamUser
+from harvester.cloud.iam import Iam
 from harvester.cloud.transport import Transport
 from harvester.config.credentials import missing_credentials
 from harvester.config.schema import Credentials, ProjectSettings, Settings
+from harvester.engine import pool
 from harvester.errors import ApiError, HarvesterError, TransportError
 from harvester.models import Instance
 
@@ -187,10 +189,10 @@ async def _iam_login(
     """Password auth: log in to IAM (reachability and credentials in one call)."""
     label = f"[{project.name}] IAM endpoint"
     creds = f"[{project.name}] credentials accepted by IAM"
-    user, password, domain = auth.username, auth.password, auth.domain
-    if user is None or password is None or domain is None:  # credentials_check passed: cannot be
+    user = iam_user(auth)
+    if user is None:  # credentials_check passed: cannot be
         raise AssertionError("password auth without its credentials")
-    iam = Iam(transport, project.iam_endpoint, IamUser(user, password, domain))
+    iam = Iam(transport, project.iam_endpoint, user)
     project_id = project.project_id
     try:
         if project_id is None:
@@ -211,14 +213,6 @@ async def _iam_login(
     return StaticTokenAuth(issued.token), project_id
 
 
-def _authenticator(auth: Credentials, project_id: str | None) -> Authenticator | None:
-    if auth.method == "aksk" and auth.access_key is not None and auth.secret_key is not None:
-        return AkSkAuth(auth.access_key.reveal(), auth.secret_key, project_id=project_id)
-    if auth.method == "token" and auth.token is not None:
-        return StaticTokenAuth(auth.token)
-    return None
-
-
 async def project_checks(
     transport: Transport, project: ProjectSettings, auth: Credentials, *, credentials_ok: bool
 ) -> list[Check]:
@@ -235,7 +229,7 @@ async def project_checks(
         else:
             checks.append(await _reachable(transport, project.iam_endpoint, f"[{project.name}] IAM endpoint"))
     elif credentials_ok:
-        authn = _authenticator(auth, project_id)
+        authn = signer(auth, project_id)
 
     if authn is None or project_id is None:
         checks.append(await _reachable(transport, project.dcs_endpoint, dcs_label))
@@ -290,16 +284,15 @@ async def run_checks(settings: Settings) -> list[Check]:
         api_connections=4, download_connections=1, connect_timeout=CONNECT_TIMEOUT, read_timeout=CALL_TIMEOUT
     ) as transport:
 
-        async def one(i: int, project: ProjectSettings) -> None:
+        async def one(numbered: tuple[int, ProjectSettings]) -> None:
+            i, project = numbered
             results[i] = await project_checks(
                 transport, project, settings.credentials, credentials_ok=credentials_ok
             )
 
         # A few projects, each a handful of calls: probing them side by side keeps the
         # whole check within one project's time even when every endpoint is dead.
-        async with anyio.create_task_group() as tg:
-            for i, project in enumerate(settings.projects):
-                tg.start_soon(one, i, project)
+        await pool.run(enumerate(settings.projects), one)
     for i in sorted(results):
         checks.extend(results[i])
     return checks

@@ -8,14 +8,17 @@ everything archived and requests nothing but the days still pending.
 A needed day without a file is never given up on one night's timing: it is reported as
 pending and collected again until the rules in :mod:`harvester.plan` call it "no log produced"
 (evidence on two nights) or it leaves DCS's window (a failure, reported once). Every needed
-replica-day ends in exactly one outcome record.
+replica-day ends in exactly one outcome record (:mod:`harvester.commands.pending` keeps them).
 """
 
 from __future__ import annotations
 
+import argparse
+import signal
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import PurePosixPath
 
@@ -24,12 +27,15 @@ import anyio.to_thread
 import structlog
 
 from harvester import plan
+from harvester.app import FLEET_LOCK, SignalWatch, execute, new_run_id, owns_process, prepare
 from harvester.archive.index import archived_keys
 from harvester.archive.paths import archive_relpath, date_folder
 from harvester.archive.state import InstanceKey, PendingDays, instance_of, pruned_through
-from harvester.errors import HarvesterError
-from harvester.harvest import Collected, Destination, Engine, file_result, is_fatal
-from harvester.models import ArchiveKey, FileResult, LogFile, Outcome, Replica, RunSummary, Target
+from harvester.commands.finish import finish, report_problems
+from harvester.commands.pending import DayLedger, Need, day_result
+from harvester.engine import Collected, Destination, Engine
+from harvester.errors import EXIT_OK, HarvesterError, exit_code, is_fatal
+from harvester.models import ArchiveKey, LogFile, Outcome, Replica, RunSummary, Target
 from harvester.plan import PendingDay
 
 log = structlog.get_logger("harvester")
@@ -56,6 +62,9 @@ class DryRunLine:
 
 
 class Nightly:
+    """One nightly harvest over a ready engine: what is archived and pending is read first, then
+    every instance is worked on (:meth:`_harvest_instance`), and the pending days are saved."""
+
     def __init__(self, engine: Engine, options: NightlyOptions) -> None:
         self.engine = engine
         self.options = options
@@ -94,13 +103,13 @@ class Nightly:
                 return plan.in_shard(project_id, instance_id, k, n)
 
         try:
-            targets = await engine.resolve_targets(self.options.only, keep=keep)
+            targets = await engine.resolver.targets(self.options.only, keep=keep)
             if self.options.repair is not None:
                 damaged = {k.instance_id for k in self.options.repair}
                 targets = [t for t in targets if t.instance_id in damaged]
             if self.options.shard is not None:
                 log.info("harvest.shard_selected", shard=f"{k}/{n}", instances=len(targets))
-            await engine.for_each(targets, self._instance, limit=engine.instance_parallelism)
+            await engine.for_each_instance(targets, self._harvest_instance)
         finally:
             if not self.options.dry_run:
                 # Whatever happened, keep what this run learned about pending days.
@@ -123,17 +132,6 @@ class Nightly:
     def _days_for(self, replica: Replica, keys: Iterable[ArchiveKey]) -> set[date]:
         return {k.day for k in keys if replica.owns(k)}
 
-    async def _instance(self, target: Target) -> None:
-        with structlog.contextvars.bound_contextvars(project=target.project, instance=target.instance_name):
-            try:
-                await self._harvest_instance(target)
-            except HarvesterError as exc:
-                if is_fatal(exc):
-                    raise
-                self.engine.instance_failed(
-                    target.project, f"{target.instance_name} ({target.instance_id})", str(exc)
-                )
-
     def _records_of(self, target: Target) -> dict[ArchiveKey, PendingDay]:
         """This instance's pending-day records, without the days archived since."""
         mine = (target.project_id, target.instance_id)
@@ -153,39 +151,18 @@ class Nightly:
                 out[key] = record
         return out
 
-    def _expire(self, target: Target, records: dict[ArchiveKey, PendingDay]) -> None:
-        """Days that left DCS's window: a pending one is a failure, reported once; then forgotten."""
-        for key, record in sorted(records.items(), key=lambda kr: (kr[0].day, kr[0].group_name)):
-            if not plan.left_window(key.day, self.today):
-                continue
-            del records[key]
-            reason = plan.expired_reason(record, self.today)
-            if reason is None:
-                continue
-            self._record_day(target, key, Outcome.FAILED, reason)
-            log.warning(
-                "harvest.day_expired",
-                replica=key.replication_ip or "-",
-                day=key.day.isoformat(),
-                reason=reason,
-            )
-
-    def _record_day(self, target: Target, key: ArchiveKey, outcome: Outcome, reason: str) -> None:
-        replica = Replica(target, key.group_name, key.replication_ip, None)
-        lf = LogFile(replica, "", "", key.day, "")
-        self.engine.record(file_result(lf, outcome, reason=reason))
-
     async def _harvest_instance(self, target: Target) -> None:
         engine = self.engine
         settings = engine.settings
-        replicas = await engine.replicas(target)
-        items = await engine.list_logs(target, replicas)
+        replicas = await engine.resolver.replicas(target)
+        items = await engine.collector.listing(target, replicas)
 
-        records = self._records_of(target)
+        ledger = DayLedger(target, self._records_of(target), self.today, engine.record)
+        records = ledger.records
         if not self.options.dry_run:
-            self._expire(target, records)
+            ledger.expire()
             self.updates[(target.project_id, target.instance_id)] = records
-        need: dict[Replica, list[date]] = {}
+        need: Need = {}
         for replica in replicas:
             have = self._days_for(replica, self.archived)
             final = {k.day for k, r in records.items() if r.final and replica.owns(k)}
@@ -200,8 +177,8 @@ class Nightly:
         if self.options.dry_run:
             self._dry_run(target, replicas, items, need, requests)
             return
-        if engine.disk_full is not None:
-            self._not_collected(target, need, records, engine.disk_full, Outcome.FAILED)
+        if engine.fetcher.disk_full is not None:
+            ledger.not_collected(need, engine.fetcher.disk_full, Outcome.FAILED)
             return
 
         # DCS items carry no collection time, and one collected while its day was still running
@@ -217,23 +194,22 @@ class Nightly:
                 posts = [(r, qt) for r, query_times in requests.items() for qt in query_times]
 
                 async def post(request: tuple[Replica, int]) -> None:
-                    await engine.collect(*request)
+                    await engine.collector.request(*request)
 
                 await engine.for_each(posts, post)
                 wanted_now = {r: frozenset(need[r]) for r, q in requests.items() if q}
-                collected = await engine.wait_for_collection(target, wanted_now, before, replicas=replicas)
+                collected = await engine.collector.wait(target, wanted_now, before, replicas=replicas)
                 listed = [lf for lf in collected.items if lf.log_id not in before]
             else:
                 listed = []
         except anyio.get_cancelled_exc_class():
             # Stopped while DCS was collecting: every needed day still gets its one outcome.
-            self._not_collected(
-                target, need, None, "run interrupted while waiting for DCS to collect", Outcome.CANCELLED
-            )
+            reason = "run interrupted while waiting for DCS to collect"
+            ledger.not_collected(need, reason, Outcome.CANCELLED, remember=False)
             raise
         except HarvesterError as exc:
             if not is_fatal(exc):  # the instance failure is reported by the caller
-                self._note_days(target, need, records, f"collection failed: {exc}")
+                ledger.note_days(need, f"collection failed: {exc}")
             raise
 
         wanted_days = {d for days in need.values() for d in days} | self._all_complete_days()
@@ -251,18 +227,17 @@ class Nightly:
             owner = next((r for r in need if r.owns(lf.key) and lf.day in need[r]), None)
             if owner is not None:
                 fetching[(owner, lf.day)] = lf
-        self._report_unavailable(
-            target,
+        ledger.report_unavailable(
             need=need,
             requests=requests,
             listed=listed,
             fetching=fetching,
             collected=collected,
-            records=records,
+            collect=settings.collect,
         )
         self._report_present(target, {lf.key for lf in chosen})
-        results = await engine.fetch_all((lf, self._destination(target, lf)) for lf in chosen)
-        self._note_fetched(target, fetching, results, records)
+        results = await engine.fetcher.fetch_all((lf, self._destination(target, lf)) for lf in chosen)
+        ledger.note_fetched(fetching, results)
 
     @staticmethod
     def _destination(target: Target, lf: LogFile) -> Destination:
@@ -282,141 +257,6 @@ class Nightly:
             days.add(self.today)
         return plan.after_watermark(days, self.pruned_through)
 
-    # -- pending days -------------------------------------------------------------------
-
-    def _note(
-        self,
-        records: dict[ArchiveKey, PendingDay],
-        key: ArchiveKey,
-        *,
-        covered: bool,
-        evidence: bool,
-        reason: str,
-    ) -> PendingDay:
-        record = plan.note_missing(
-            records.get(key), key, self.today, covered=covered, evidence=evidence, reason=reason
-        )
-        if key.day != self.today:  # today is not over: nothing to remember about it
-            records[key] = record
-        return record
-
-    def _note_days(
-        self,
-        target: Target,
-        need: dict[Replica, list[date]],
-        records: dict[ArchiveKey, PendingDay],
-        reason: str,
-    ) -> None:
-        for replica, days in need.items():
-            for day in days:
-                self._note(
-                    records, _record_key(target, replica, day), covered=False, evidence=False, reason=reason
-                )
-
-    def _not_collected(
-        self,
-        target: Target,
-        need: dict[Replica, list[date]],
-        records: dict[ArchiveKey, PendingDay] | None,
-        reason: str,
-        outcome: Outcome,
-    ) -> None:
-        """Every needed day of an instance that could not be collected tonight gets one outcome."""
-        if records is not None:
-            self._note_days(target, need, records, reason)
-        for replica, days in need.items():
-            for day in days:
-                self._record_day(target, _record_key(target, replica, day), outcome, reason)
-
-    def _report_unavailable(
-        self,
-        target: Target,
-        *,
-        need: dict[Replica, list[date]],
-        requests: dict[Replica, tuple[int, ...]],
-        listed: Sequence[LogFile],
-        fetching: dict[tuple[Replica, date], LogFile],
-        collected: Collected | None,
-        records: dict[ArchiveKey, PendingDay],
-    ) -> None:
-        """Each needed day without a file to fetch: pending, no log produced, or failed.
-
-        A day is never given up on one night's timing: it stays pending (reported, collected
-        again next night) until :data:`plan.QUIET_NIGHTS` nights of evidence say DCS produces
-        no log for it, or it leaves DCS's window (then :meth:`_expire` reports it as failed).
-        """
-        engine = self.engine
-        collect = engine.settings.collect
-        for replica, days in need.items():
-            ran = collected is not None and replica in collected.ended
-            requested = plan.requested_days(self.today, requests.get(replica, ())) if ran else frozenset()
-            mine = [lf for lf in listed if replica.owns(lf.key)]
-            ready = {lf.day for lf in mine if plan.classify_status(lf.status) == "ready"}
-            evidence = plan.quiet_evidence(requested, ready, self.today)
-            for day in days:
-                if (replica, day) in fetching:
-                    continue
-                statuses = {plan.classify_status(lf.status) for lf in mine if lf.day == day}
-                if "failed" in statuses:
-                    short = cause = "DCS reported the log collection as failed"
-                elif "pending" in statuses:
-                    short = cause = "DCS still listed the file as not ready"
-                elif not collect.enabled:
-                    short = cause = "not listed by DCS and collect.enabled is false"
-                elif collected is not None and replica in collected.ended:
-                    short, cause = "no file listed", collected.why(replica, collect.wait_timeout)
-                else:
-                    short = cause = "no file listed"
-                key = _record_key(target, replica, day)
-                record = self._note(
-                    records, key, covered=day in requested, evidence=day in evidence, reason=short
-                )
-                if record.final:
-                    outcome, reason = Outcome.NO_LOG, plan.no_log_reason(record)
-                elif "failed" in statuses:
-                    outcome, reason = Outcome.FAILED, cause
-                else:
-                    outcome, reason = Outcome.PENDING, self._pending_reason(record, cause)
-                self._record_day(target, key, outcome, reason)
-                event = {
-                    Outcome.NO_LOG: "harvest.day_no_log",
-                    Outcome.FAILED: "harvest.day_unavailable",
-                    Outcome.PENDING: "harvest.day_pending",
-                }[outcome]
-                level = log.warning if outcome is Outcome.FAILED else log.info
-                level(event, replica=key.replication_ip or "-", day=day.isoformat(), reason=reason)
-
-    def _pending_reason(self, record: PendingDay, cause: str) -> str:
-        if record.key.day == self.today:
-            return f"{cause}; today's log is collected again on the next run"
-        nights = len(record.evidence)
-        quiet = f", quiet on {nights} of {plan.QUIET_NIGHTS} nights needed" if nights else ""
-        return (
-            f"{cause}; pending since {record.since.isoformat()} "
-            f"({record.collections} collection(s){quiet}), collected again next night"
-        )
-
-    def _note_fetched(
-        self,
-        target: Target,
-        fetching: dict[tuple[Replica, date], LogFile],
-        results: Sequence[FileResult],
-        records: dict[ArchiveKey, PendingDay],
-    ) -> None:
-        """An archived day leaves the records; a file that failed to download stays pending."""
-        by_file = {(r.group_name, r.replication_ip, r.day): r for r in results}
-        for (replica, day), lf in fetching.items():
-            result = by_file.get((lf.replica.group_name, lf.replica.replication_ip, day))
-            key = _record_key(target, replica, day)
-            if result is None or result.outcome is Outcome.CANCELLED:
-                continue
-            if result.outcome is Outcome.ARCHIVED:
-                records.pop(key, None)
-            else:
-                self._note(
-                    records, key, covered=True, evidence=False, reason=f"download failed: {result.reason}"
-                )
-
     def _report_present(self, target: Target, chosen: set[ArchiveKey]) -> None:
         """Days of the retention window already in the archive count as done, not as nothing."""
         window = set(plan.complete_days(self.today))
@@ -427,16 +267,14 @@ class Nightly:
                 and key.day in window
                 and key not in chosen
             ):
-                replica = Replica(target, key.group_name, key.replication_ip, None)
-                lf = LogFile(replica, "", "", key.day, "succeed")
-                self.engine.record(file_result(lf, Outcome.PRESENT))
+                self.engine.record(day_result(target, key, Outcome.PRESENT))
 
     def _dry_run(
         self,
         target: Target,
         replicas: Sequence[Replica],
         items: Sequence[LogFile],
-        need: dict[Replica, list[date]],
+        need: Need,
         requests: dict[Replica, tuple[int, ...]],
     ) -> None:
         """What a real run would do: the collections, and the days (or files) it would fetch."""
@@ -464,11 +302,63 @@ class Nightly:
             )
 
 
-def _rkey(replica: Replica) -> tuple[str, str]:
-    return (replica.group_name, replica.replication_ip)
+# --------------------------------------------------------------------------- the command
 
 
-def _record_key(target: Target, replica: Replica, day: date) -> ArchiveKey:
-    """The pending-day key of a replica-day: a single node's is the instance's (no group, no IP)."""
-    group, ip = _rkey(replica) if replica.replication_id is not None else ("", "")
-    return ArchiveKey(target.project_id, target.instance_id, group, ip, day)
+def main(args: argparse.Namespace) -> int:
+    """``harvester run``: harvest, write the run's records, print the summary (or the plan)."""
+    with SignalWatch(restore=not owns_process(args)) as watch:
+        settings = prepare(args)
+        shard = plan.parse_shard(args.shard) if args.shard else None
+        options = NightlyOptions(
+            dry_run=args.dry_run, include_today=args.include_today, only=tuple(args.instance), shard=shard
+        )
+        run_id = new_run_id(datetime.now(UTC))
+        lock_name = (
+            None if args.dry_run else (FLEET_LOCK if shard is None else f"run-shard-{shard[0]}-of-{shard[1]}")
+        )
+        lines: list[str] = []
+
+        async def work(engine: Engine) -> None:
+            nightly = Nightly(engine, options)
+            await nightly.run()
+            if args.dry_run:
+                lines.extend(dry_run_text(nightly))
+
+        summary = execute(settings, args, run_id, lock_name=lock_name, work=work, watch=watch)
+        if args.dry_run:
+            return finish_dry_run(summary, lines)
+        return finish(summary, settings, args, shard=args.shard, root_record=True)
+
+
+def finish_dry_run(summary: RunSummary, lines: list[str]) -> int:
+    """Print the plan; "nothing to do" only when the API was asked and everything answered.
+
+    A dry run that could not list instances, was refused, or was interrupted has not found
+    "nothing to do": it says what went wrong on stderr and exits like a run would (1 or 3,
+    130/143), so a dry run in CI cannot pass while the API is unreachable.
+    """
+    code = exit_code(summary)
+    if lines:
+        print("\n".join(lines))
+    elif code == EXIT_OK:
+        print("nothing to do")
+    for problem in summary.instances:
+        if problem.skipped:
+            print(f"skipped {problem.project}/{problem.instance}: {problem.reason}")
+    report_problems(summary)
+    if summary.interrupted_by is not None:
+        print(
+            f"harvester: dry run interrupted by {signal.Signals(summary.interrupted_by).name}",
+            file=sys.stderr,
+        )
+    return code
+
+
+def dry_run_text(nightly: Nightly) -> list[str]:
+    out = []
+    for line in nightly.dry_run_lines:
+        collect = ", ".join(f"query_time={q}" for q in line.collect) or "nothing"
+        out.append(f"{line.target.project}/{line.target.instance_name} {line.replica}: collect {collect}")
+        out.extend(f"  download {f}" for f in line.download)
+    return out

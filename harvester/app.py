@@ -1,9 +1,16 @@
-"""Everything a run needs around the engine: emulator, sessions, credentials, lock, signals.
+"""Startup wiring for every command that talks to the cloud: one run, opened in a fixed order.
 
-``cli.py`` parses arguments and calls :func:`run_nightly` or :func:`run_collect`; this module
-opens the resources in a fixed order (config, archive check, lock, orphan sweep, transport,
-engine), turns SIGINT/SIGTERM into a clean cancellation of the root scope, and writes the
-run's records (summary, metrics) whatever happened.
+config -> credentials -> authenticators -> transport -> engine: :func:`prepare` loads the config
+and makes every secret unloggable; :func:`open_engine` starts the embedded emulator when the
+config has an ``emulator:`` block, claims the archive (ours alone, writable), takes the run
+lock and sweeps what a crashed run left, opens the transport, learns project ids from IAM,
+builds one authenticator per project and yields a ready :class:`~harvester.engine.Engine`.
+
+Signals: :class:`SignalWatch` and :func:`cancelled_by_signals` turn SIGINT/SIGTERM into a clean
+cancellation of the root scope, and :func:`guarded`/:func:`execute` run a command's work under
+them, so the command can still write its records. This is the one place outside
+:mod:`harvester.engine` that owns a scope over the whole run (a cancel scope, not a task group:
+the engine's pool is still the only task group).
 """
 
 from __future__ import annotations
@@ -11,16 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import json
 import os
 import secrets
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -28,32 +32,20 @@ import anyio
 import structlog
 
 from harvester import log as logsetup
-from harvester import plan
-from harvester.archive.files import write_bytes_atomic
 from harvester.archive.manifest_writer import ManifestWriter
 from harvester.archive.store import Archive
 from harvester.cloud.auth import AkSkAuth, Authenticator, StaticTokenAuth
 from harvester.cloud.iam import Iam, IamUser, PasswordAuth
-from harvester.cloud.retry import RetryEvent, RetryPolicy, call_with_retry
+from harvester.cloud.retry import call_with_retry
 from harvester.cloud.transport import Transport
 from harvester.config.emulated import apply_emulator
 from harvester.config.load import load_config
-from harvester.config.schema import Settings
-from harvester.errors import (
-    EXIT_OK,
-    AuthError,
-    ConfigError,
-    HarvesterError,
-    UsageError,
-    exit_code,
-    expected_failure,
-)
-from harvester.harvest import Engine
-from harvester.metrics import MetricsSnapshot, ProjectCounts, write_metrics
-from harvester.models import Outcome, RunSummary
-from harvester.nightly import Nightly, NightlyOptions
+from harvester.config.schema import Credentials, Settings
+from harvester.engine import Engine
+from harvester.engine.core import log_retry, retry_policy
+from harvester.errors import AuthError, ConfigError, HarvesterError, UsageError, expected_failure
+from harvester.models import RunSummary
 from harvester.progress import bars_wanted, make_progress
-from harvester.report import render_text, summary_dict, unreachable_lines
 
 log = structlog.get_logger("harvester")
 
@@ -80,28 +72,48 @@ def register_secrets(settings: Settings) -> None:
             logsetup.register_secret(secret.reveal())
 
 
+def iam_user(auth: Credentials) -> IamUser | None:
+    """The IAM user of password credentials; None while one of its three parts is missing."""
+    if auth.username is None or auth.password is None or auth.domain is None:
+        return None
+    return IamUser(auth.username, auth.password, auth.domain)
+
+
+def signer(auth: Credentials, project_id: str | None) -> Authenticator | None:
+    """The authenticator that needs no login (AK/SK, or a given token); None for password auth
+    or when its credential is missing."""
+    if auth.method == "aksk" and auth.access_key is not None and auth.secret_key is not None:
+        return AkSkAuth(auth.access_key.reveal(), auth.secret_key, project_id=project_id)
+    if auth.method == "token" and auth.token is not None:
+        return StaticTokenAuth(auth.token)
+    return None
+
+
+_MISSING = {
+    "aksk": "auth: access key and secret key are required for method aksk",
+    "token": "auth: a token is required for method token",
+    "password": "auth: username, password and domain are required for method password",
+}
+
+
 def authenticators(settings: Settings, transport: Transport) -> dict[str, Authenticator]:
     """One authenticator per project: a token is scoped to its project, AK/SK signs anything."""
     auth = settings.credentials
     out: dict[str, Authenticator] = {}
     for project in settings.projects:
-        if auth.method == "aksk":
-            if auth.access_key is None or auth.secret_key is None:
-                raise ConfigError("auth: access key and secret key are required for method aksk")
-            out[project.name] = AkSkAuth(
-                auth.access_key.reveal(), auth.secret_key, project_id=project.project_id
-            )
-        elif auth.method == "token":
-            if auth.token is None:
-                raise ConfigError("auth: a token is required for method token")
-            out[project.name] = StaticTokenAuth(auth.token)
-        else:
-            if auth.username is None or auth.password is None or auth.domain is None:
-                raise ConfigError("auth: username, password and domain are required for method password")
-            iam = Iam(transport, project.iam_endpoint, IamUser(auth.username, auth.password, auth.domain))
+        if auth.method == "password":
+            user = iam_user(auth)
+            if user is None:
+                raise ConfigError(_MISSING["password"])
+            iam = Iam(transport, project.iam_endpoint, user)
             out[project.name] = PasswordAuth.from_login(
                 iam.login(project_id=project.project_id, project_name=project.project_name)
             )
+        else:
+            found = signer(auth, project.project_id)
+            if found is None:
+                raise ConfigError(_MISSING[auth.method])
+            out[project.name] = found
     return out
 
 
@@ -162,25 +174,10 @@ async def resolve_project_ids(settings: Settings, transport: Transport) -> Setti
     """
     if all(p.project_id is not None for p in settings.projects):
         return settings
-    auth = settings.credentials
-    username, password, domain = auth.username, auth.password, auth.domain
-    if username is None or password is None or domain is None:  # config.py checks this
+    user = iam_user(settings.credentials)
+    if user is None:  # config.load checks this
         raise ConfigError("projects: project_name needs auth.method password (username, password, domain)")
-    user = IamUser(username, password, domain)
-    lim = settings.limits
-    policy = RetryPolicy(
-        attempts=lim.retry_attempts, throttle_attempts=lim.throttle_attempts, timeout=lim.retry_timeout
-    )
-
-    def on_retry(event: RetryEvent) -> None:
-        log.info(
-            "retry.scheduled",
-            what=event.what,
-            kind=event.kind,
-            attempt=event.attempt,
-            wait=round(event.wait, 3),
-            reason=event.reason,
-        )
+    policy = retry_policy(settings.limits)
 
     resolved = []
     for project in settings.projects:
@@ -190,7 +187,7 @@ async def resolve_project_ids(settings: Settings, transport: Transport) -> Setti
                 functools.partial(iam.project_id, name),
                 what=f"resolve project {name!r}",
                 policy=policy,
-                on_retry=on_retry,
+                on_retry=log_retry,
             )
             log.info("harvest.project_resolved", project=project.name, project_id=project_id)
             resolved.append(project.model_copy(update={"project_id": project_id}))
@@ -385,183 +382,6 @@ def execute(
     return summary
 
 
-def report_problems(summary: RunSummary) -> None:
-    """One ``harvester: error:`` line on stderr per thing that stopped work, none for a clean run.
-
-    The fatal reason first, then every instance that could not be worked on (an instance the
-    config names that DCS does not know, with the candidates; a project whose listing failed),
-    so cron mail and a terminal both show what to fix without reading JSON logs. Instances
-    deliberately skipped (not RUNNING, engine too old) are in the summary, not here.
-    An unreachable endpoint comes first, as one line per project naming it and the cause.
-    """
-    for line in unreachable_lines(summary):
-        print(line, file=sys.stderr)
-    if summary.fatal:
-        print(f"harvester: error: {summary.fatal}", file=sys.stderr)
-    for problem in summary.instances:
-        # A project whose endpoint could not be reached has its one line above; its instances
-        # failed for that reason and are listed in the summary, not once more here.
-        if not problem.skipped and problem.project not in summary.unreachable:
-            print(
-                f"harvester: error: {problem.project}/{problem.instance}: {problem.reason}", file=sys.stderr
-            )
-
-
 def owns_process(args: argparse.Namespace) -> bool:
     """Whether this command is the whole process (console script), not a call inside one."""
     return bool(getattr(args, "owns_process", False))
-
-
-def run_nightly(args: argparse.Namespace) -> int:
-    with SignalWatch(restore=not owns_process(args)) as watch:
-        settings = prepare(args)
-        shard = plan.parse_shard(args.shard) if args.shard else None
-        options = NightlyOptions(
-            dry_run=args.dry_run, include_today=args.include_today, only=tuple(args.instance), shard=shard
-        )
-        run_id = new_run_id(datetime.now(UTC))
-        lock_name = (
-            None if args.dry_run else (FLEET_LOCK if shard is None else f"run-shard-{shard[0]}-of-{shard[1]}")
-        )
-        lines: list[str] = []
-
-        async def work(engine: Engine) -> None:
-            nightly = Nightly(engine, options)
-            await nightly.run()
-            if args.dry_run:
-                lines.extend(dry_run_text(nightly))
-
-        summary = execute(settings, args, run_id, lock_name=lock_name, work=work, watch=watch)
-        if args.dry_run:
-            return finish_dry_run(summary, lines)
-        return finish(summary, settings, args, shard=args.shard, root_record=True)
-
-
-def finish_dry_run(summary: RunSummary, lines: list[str]) -> int:
-    """Print the plan; "nothing to do" only when the API was asked and everything answered.
-
-    A dry run that could not list instances, was refused, or was interrupted has not found
-    "nothing to do": it says what went wrong on stderr and exits like a run would (1 or 3,
-    130/143), so a dry run in CI cannot pass while the API is unreachable.
-    """
-    code = exit_code(summary)
-    if lines:
-        print("\n".join(lines))
-    elif code == EXIT_OK:
-        print("nothing to do")
-    for problem in summary.instances:
-        if problem.skipped:
-            print(f"skipped {problem.project}/{problem.instance}: {problem.reason}")
-    report_problems(summary)
-    if summary.interrupted_by is not None:
-        print(
-            f"harvester: dry run interrupted by {signal.Signals(summary.interrupted_by).name}",
-            file=sys.stderr,
-        )
-    return code
-
-
-def dry_run_text(nightly: Nightly) -> list[str]:
-    out = []
-    for line in nightly.dry_run_lines:
-        collect = ", ".join(f"query_time={q}" for q in line.collect) or "nothing"
-        out.append(f"{line.target.project}/{line.target.instance_name} {line.replica}: collect {collect}")
-        out.extend(f"  download {f}" for f in line.download)
-    return out
-
-
-def finish(
-    summary: RunSummary, settings: Settings, args: argparse.Namespace, *, shard: str | None, root_record: bool
-) -> int:
-    """Write the run's records and print the human summary; returns the exit code."""
-    code = exit_code(summary)
-    data = summary_dict(summary)
-    if (root_record and summary.fatal is None) or summary.files:
-        try:
-            Archive(settings.archive.root).write_json_atomic(f"runs/{summary.run_id}.json", data)
-        except HarvesterError as exc:
-            print(f"harvester: error: could not write the run summary: {exc}", file=sys.stderr)
-    if args.summary_json is not None:
-        write_record("--summary-json", lambda: write_bytes_atomic(Path(args.summary_json), json_bytes(data)))
-    metrics_file = getattr(args, "metrics_file", None)
-    if metrics_file is not None:
-        snapshot = metrics_snapshot(summary, code, shard)
-        write_record("--metrics-file", lambda: write_metrics(Path(metrics_file), snapshot))
-    print(render_text(summary))
-    print(f"archive: {settings.archive.root}")
-    report_problems(summary)
-    return code
-
-
-def json_bytes(data: object) -> bytes:
-    return (json.dumps(data, indent=2) + "\n").encode()
-
-
-def write_record(what: str, write: Callable[[], object]) -> None:
-    """A summary or metrics file that cannot be written is reported, never a traceback, and
-    never changes the run's exit code: the harvest itself already happened."""
-    try:
-        write()
-    except (HarvesterError, OSError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        print(f"harvester: error: {what}: could not write it: {reason}", file=sys.stderr)
-
-
-def metrics_snapshot(summary: RunSummary, code: int, shard: str | None) -> MetricsSnapshot:
-    per: dict[str, ProjectCounts] = {}
-    projects = {f.project for f in summary.files} | {i.project for i in summary.instances}
-    for project in sorted(projects):
-        files = [f for f in summary.files if f.project == project]
-        per[project] = ProjectCounts(
-            files_archived=sum(1 for f in files if f.outcome is Outcome.ARCHIVED),
-            bytes_archived=sum(f.size for f in files if f.outcome is Outcome.ARCHIVED),
-            files_failed=sum(1 for f in files if f.outcome in (Outcome.FAILED, Outcome.CANCELLED)),
-            files_skipped=sum(1 for f in files if f.outcome is Outcome.PRESENT),
-            retries=summary.retries_by_project.get(project, 0),
-            instances_failed=sum(1 for i in summary.instances if i.project == project and not i.skipped),
-            days_pending=sum(1 for f in files if f.outcome is Outcome.PENDING),
-        )
-    return MetricsSnapshot(
-        started_at=summary.started_at,
-        finished_at=summary.finished_at or datetime.now(UTC),
-        exit_code=code,
-        success=code == 0,
-        shard=shard,
-        per_project=per,
-    )
-
-
-def run_collect(args: argparse.Namespace, since: datetime | None, until: datetime | None) -> int:
-    from harvester.incident import run_incident  # noqa: PLC0415
-
-    return run_incident(args, since, until)
-
-
-def run_checks(settings: Settings, *, owns_process: bool = False) -> int:
-    """``validate --check``: probe the cloud (or the embedded emulator) and print PASS/FAIL lines."""
-    from harvester import doctor  # noqa: PLC0415 - only for --check
-
-    logsetup.configure("auto", "error")  # the checks print their own lines; logs only for bugs
-    register_secrets(settings)
-    checks: list[doctor.Check] = []
-
-    async def probe() -> None:
-        async with AsyncExitStack() as stack:
-            resolved = settings
-            if settings.emulator is not None:
-                resolved = await stack.enter_async_context(embedded_emulator(settings))
-            checks.extend(await doctor.run_checks(resolved))
-
-    async def main() -> None:
-        async with cancelled_by_signals(watch):
-            await probe()
-
-    with SignalWatch(restore=not owns_process) as watch:
-        anyio.run(main)
-        for check in checks:
-            print(logsetup.scrub(check.line()))
-        if watch.first is not None:
-            print(f"harvester: interrupted by {signal.Signals(watch.first).name}", file=sys.stderr)
-            return 128 + watch.first
-        print(doctor.tally(checks))
-        return doctor.exit_code(checks)

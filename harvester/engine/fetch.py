@@ -1,0 +1,219 @@
+"""Links and downloads: every listed file the run wants ends in exactly one outcome record.
+
+A few workers per run (:mod:`harvester.engine.pool`) take files in turn. For each: inside a
+download slot, a link is obtained right before its GET and the body is streamed into the
+archive (:mod:`harvester.engine.download`); after a failed attempt :mod:`harvester.plan`
+decides whether to retry, relink, give up on the file or stop the run, and this module only
+does what it says. A file renamed into place gets its manifest line before its outcome, even
+when a signal lands at that moment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import anyio
+import structlog
+
+from harvester import plan
+from harvester.archive.manifest import ManifestEntry
+from harvester.engine import pool
+from harvester.engine.core import Core
+from harvester.engine.download import fetch_to_archive
+from harvester.errors import HarvesterError, StorageError, TransportError
+from harvester.models import ArchivedFile, FileResult, LogFile, Outcome, SignedLink
+
+log = structlog.get_logger("harvester")
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a downloaded file goes: the manifest folder and the path below it."""
+
+    folder: str
+    relpath: PurePosixPath
+
+
+class Fetcher:
+    """One run's downloads: the download slots, the per-instance link slots, a full disk."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+        lim = core.settings.limits
+        self.download_slots = anyio.Semaphore(lim.download_concurrency)
+        self._link_slots: dict[str, anyio.Semaphore] = {}
+        self.largest_file = 0  # bytes: what a download is expected to need when judging a link
+        self.disk_full: str | None = None  # set once the archive ran out of space: no more writes
+
+    async def fetch_all(self, work: Iterable[tuple[LogFile, Destination]]) -> list[FileResult]:
+        """Download files with a few workers; one file's failure never stops another.
+
+        Files a signal stopped before they started are still accounted for, as cancelled.
+        """
+        core = self._core
+        items = list(work)
+        core.progress.files_planned(len(items))
+        lim = core.settings.limits
+        workers = max(2 * lim.per_instance_concurrency, lim.download_concurrency)
+        results: list[FileResult] = []
+
+        async def one(item: tuple[LogFile, Destination]) -> None:
+            results.append(await self._fetch_bound(*item))
+
+        def unstarted(rest: Iterator[tuple[LogFile, Destination]]) -> None:
+            for lf, _ in rest:
+                core.record(
+                    FileResult.of(lf, Outcome.CANCELLED, reason="run stopped before this file started")
+                )
+
+        await pool.run(items, one, limit=workers, unstarted=unstarted)
+        return results
+
+    async def _fetch_bound(self, lf: LogFile, dest: Destination) -> FileResult:
+        with structlog.contextvars.bound_contextvars(
+            project=lf.replica.target.project,
+            instance=lf.replica.target.instance_name,
+            replica=lf.replica.replication_ip,
+            day=lf.day.isoformat(),
+        ):
+            try:
+                return await self.fetch(lf, dest)
+            except anyio.get_cancelled_exc_class():
+                # Stopped by a signal (or a fatal error elsewhere): the .part is gone, say so.
+                self._core.record(
+                    FileResult.of(lf, Outcome.CANCELLED, reason="run interrupted before it finished")
+                )
+                raise
+
+    async def fetch(self, lf: LogFile, dest: Destination) -> FileResult:
+        """Link and download one file, relinking on 403 and retrying broken bodies.
+
+        The link is obtained inside the download slot, right before its GET: a fresh link is
+        used at once whatever its lifetime, and a link held from an earlier attempt is renewed
+        first when it may not outlive the download (:func:`plan.link_still_usable`). A storage
+        failure fails this file with its reason; a full disk fails it and every file after it.
+        """
+        core = self._core
+        dl = core.settings.download
+        lim = core.settings.limits
+        attempts = 0
+        relinks = 0
+        link: SignedLink | None = None
+        last_error = ""
+        last_bytes = 0
+        while plan.may_attempt(attempts, lim):
+            if self.disk_full is not None:
+                return self._failed(lf, attempts, self.disk_full)
+            received = [0]
+
+            def count(n: int, received: list[int] = received) -> None:
+                received[0] += n
+                core.progress.bytes(n)
+
+            error: HarvesterError | None = None
+            async with self.download_slots:
+                if self.disk_full is not None:
+                    return self._failed(lf, attempts, self.disk_full)
+                expected = max(self.largest_file, last_bytes)
+                if link is not None and not plan.link_still_usable(
+                    link.expires_at, core.now(), expected_bytes=expected, margin=dl.expiry_margin
+                ):
+                    log.info(
+                        "harvest.link_renewed", expires_at=link.expires_at.isoformat(), expected=expected
+                    )
+                    link = None
+                if link is None:
+                    try:
+                        link = await self._link(lf)
+                    except HarvesterError as exc:
+                        given_up = plan.after_link_error(plan.AttemptError.of(exc))
+                        if given_up.step is plan.Step.STOP:
+                            raise
+                        return self._failed(lf, attempts, given_up.reason)
+                attempts += 1
+                try:
+                    archived = await fetch_to_archive(
+                        core.transport,
+                        link,
+                        core.archive,
+                        dest.folder,
+                        dest.relpath,
+                        allowed_hosts=dl.allowed_hosts,
+                        chunk_size=dl.chunk_size,
+                        on_bytes=count,
+                    )
+                except HarvesterError as exc:
+                    error = exc
+            if error is None:
+                return await self._archived(lf, dest, archived, link, attempts)
+            last_error = str(error)
+            last_bytes = max(last_bytes, received[0])
+            decision = plan.after_download_error(plan.AttemptError.of(error), attempts, relinks, lim)
+            if decision.step is plan.Step.STOP:
+                raise error
+            if decision.step is plan.Step.RELINK:
+                relinks += 1
+                link = None
+                log.info("harvest.link_refused", reason=last_error)
+                continue
+            if decision.step is plan.Step.GIVE_UP:
+                if isinstance(error, TransportError):
+                    core.note_unreachable(lf.replica.target.project, error)
+                if decision.stop_writes:
+                    self._stop_writes(error)
+                return self._failed(lf, attempts, decision.reason)
+            core.count_retry(lf.replica.target.project)
+            log.info("harvest.download_retried", attempt=attempts, reason=last_error)
+            await anyio.sleep(decision.wait)
+        return self._failed(lf, attempts, plan.gave_up_reason(attempts, last_error))
+
+    def _instance_slots(self, instance_id: str) -> anyio.Semaphore:
+        sem = self._link_slots.get(instance_id)
+        if sem is None:
+            sem = self._link_slots[instance_id] = anyio.Semaphore(
+                self._core.settings.limits.per_instance_concurrency
+            )
+        return sem
+
+    async def _link(self, lf: LogFile) -> SignedLink:
+        target = lf.replica.target
+        async with self._instance_slots(target.instance_id):
+            link = await self._core.project_of(target).client.create_link(target.instance_id, lf.log_id)
+        log.debug("harvest.link_requested", url=link.url.redacted, expires_at=link.expires_at.isoformat())
+        return link
+
+    async def _archived(
+        self, lf: LogFile, dest: Destination, archived: ArchivedFile, link: SignedLink, attempts: int
+    ) -> FileResult:
+        """Record a file that is renamed into place: manifest line, then its outcome."""
+        core = self._core
+        self.largest_file = max(self.largest_file, archived.size)
+        entry = ManifestEntry.for_file(
+            lf, archived, link, attempts=attempts, run_id=core.summary.run_id, downloaded_at=core.now()
+        )
+        # The file is renamed into place: record it even if a signal lands right now, so the
+        # manifest and the summary both say "archived".
+        try:
+            with anyio.CancelScope(shield=True):
+                await core.manifest.record(dest.folder, entry)
+        except StorageError as exc:
+            # On disk but not listed: verify calls it extra and the next run fetches it again.
+            full = plan.AttemptError.of(exc).kind is plan.FailureKind.DISK_FULL
+            if full:
+                self._stop_writes(exc)
+            what = "archived but not recorded in the manifest"
+            return self._failed(lf, attempts, plan.storage_failure(str(exc), disk_full=full, what=what))
+        log.info("harvest.file_archived", path=f"{dest.folder}/{archived.relpath}", size=archived.size)
+        return core.record(FileResult.of(lf, Outcome.ARCHIVED, attempts=attempts, size=archived.size))
+
+    def _stop_writes(self, exc: BaseException) -> None:
+        """The archive ran out of space: every file after this one fails without an attempt."""
+        if self.disk_full is None:
+            self.disk_full = f"disk full: not attempted after the archive ran out of space ({exc})"
+            log.error("harvest.disk_full", reason=str(exc))
+
+    def _failed(self, lf: LogFile, attempts: int, reason: str) -> FileResult:
+        log.warning("harvest.file_failed", file=lf.file_name, reason=reason)
+        return self._core.record(FileResult.of(lf, Outcome.FAILED, attempts=attempts, reason=reason))
