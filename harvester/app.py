@@ -288,6 +288,10 @@ async def cancelled_by_signals(watch: SignalWatch) -> AsyncIterator[anyio.Cancel
     Python runs signal handlers in the main thread only, so a signal that lands on a worker
     thread while the loop sleeps in ``select`` would wait for the next event: the wakeup fd
     (registered with the loop) makes it an event at once.
+
+    This watcher is the one allowed exception to "only :mod:`harvester.engine` manages
+    concurrency": it owns the root scope of a command, so a signal cancels everything below
+    it. It opens no task group (the engine's pool stays the only one).
     """
     loop = asyncio.get_running_loop()
     scope = anyio.CancelScope()
