@@ -39,11 +39,6 @@ class Collected:
     def timed_out(self) -> frozenset[Replica]:
         return frozenset(r for r, why in self.ended.items() if why is plan.WaitEnd.TIMED_OUT)
 
-    @property
-    def incomplete(self) -> frozenset[Replica]:
-        """Replicas whose wait ended without a final file for every day asked for."""
-        return frozenset(r for r, why in self.ended.items() if why is not plan.WaitEnd.COMPLETE)
-
     def why(self, replica: Replica, wait_timeout: float) -> str:
         """Why a replica's wait ended without all its files, in words for the summary."""
         if self.ended.get(replica) is plan.WaitEnd.TIMED_OUT:
