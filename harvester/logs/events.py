@@ -830,7 +830,7 @@ def _storm(lane: _Lane, record: LogRecord, role: Role) -> list[Event]:
 
 def iso_utc(moment: datetime) -> str:
     """``2026-11-27T10:00:00.123Z``: UTC, milliseconds, the form every output uses."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, tzinfo
 
-from harvester.logs.events import Interesting, extract
 from harvester.logs.merge import block_size_for, by_lane, lane_streams, merge
 from harvester.logs.model import Event, Level, LogRecord, LogSource
 from harvester.logs.parse import ParseStats, read_records
@@ -28,8 +27,13 @@ def iter_records(
     until: datetime | None = None,
     min_level: Level = Level.DEBUG,
     grep: re.Pattern[str] | None = None,
+    count_lines: bool = True,
 ) -> Iterator[LogRecord]:
-    """Every selected record of every source, merged into one time-ordered stream."""
+    """Every selected record of every source, merged into one time-ordered stream.
+
+    ``count_lines=False`` lets the ``grep`` fast path skip counting lines it does not parse
+    (records then carry line 0): for output that shows no line numbers.
+    """
     block = block_size_for(len(by_lane(sources)))
 
     def open_source(source: LogSource) -> Iterator[LogRecord]:
@@ -42,6 +46,7 @@ def iter_records(
             min_level=min_level,
             grep=grep,
             block_size=block,
+            count_lines=count_lines,
         )
 
     return merge(lane_streams(sources, open_source))
@@ -62,6 +67,8 @@ def iter_events(
     replica had, or a link it had lost, before the window opened. ``kinds`` holds exact
     kinds or prefixes (``sync`` or ``sync.`` selects every ``sync.*`` kind).
     """
+    from harvester.logs.events import Interesting, extract  # noqa: PLC0415 - not for plain reading
+
     lanes = by_lane(sources)
     block = block_size_for(len(lanes))
 
