@@ -219,17 +219,17 @@ def _cut(text: str, width: int) -> str:
 
 
 def format_event_row(event: Event, colour: bool) -> str:
-    from harvester.logs.events import iso_utc  # noqa: PLC0415
+    from harvester.logs.events import ROLE_NAMES, SEVERITY_NAMES, iso_utc  # noqa: PLC0415
 
     src = event.source
     cells = (
         iso_utc(event.time),
-        event.severity.name.lower(),
+        SEVERITY_NAMES[event.severity],
         event.kind,
         src.instance or "-",
         src.shard or "-",
         src.replica or "-",
-        event.role.value,
+        ROLE_NAMES[event.role],
     )
     parts = [_cut(v, w).ljust(w) for v, (_, w) in zip(cells, _COLUMNS, strict=True)]
     if colour and event.severity in _COLOURS:
@@ -339,6 +339,7 @@ def run_events(args: argparse.Namespace) -> int:
     if not args.json:
         out.write(_header_row())
     counts: dict[str, int] = {}
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     for event in iter_events(
         selection.sources,
         stats=stats,
@@ -350,10 +351,7 @@ def run_events(args: argparse.Namespace) -> int:
         if event.severity < minimum:
             continue
         counts[event.kind] = counts.get(event.kind, 0) + 1
-        if args.json:
-            line = json.dumps(event_to_dict(event), ensure_ascii=False, separators=(",", ":")) + "\n"
-        else:
-            line = format_event_row(event, colour)
+        line = encode(event_to_dict(event)) + "\n" if args.json else format_event_row(event, colour)
         if not out.write(line):
             break
     out.flush()

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from harvester.logs.model import Event, LogRecord, LogSource, Role, Severity
+from harvester.logs.model import Event, Level, LogRecord, LogSource, Role, Severity
 
 __all__ = [
     "BENIGN",
@@ -79,6 +79,7 @@ class Rule:
     side: str = ""  # replication rules: "replica" or "master" side of the link
     only_on_change: bool = False  # role rules that repeat on every reconnection attempt
     words: tuple[str, ...] = ()  # the message's possible first words, when not plain in the regex
+    prefix: str = ""  # literal text every match starts with: a cheap test before the regex
 
     @property
     def first_words(self) -> tuple[str, ...]:
@@ -91,7 +92,28 @@ class Rule:
 
 
 def _r(kind: str, severity: Severity, regex: str, summary: str, example: str, **kw: Any) -> Rule:
-    return Rule(kind, severity, re.compile(regex), summary, example, **kw)
+    return Rule(kind, severity, re.compile(regex), summary, example, prefix=_literal_prefix(regex), **kw)
+
+
+def _literal_prefix(regex: str) -> str:
+    """The plain text a pattern starts with (up to its first special character)."""
+    out = []
+    escaped = False
+    for ch in regex:
+        if escaped:
+            if ch.isalnum():  # \d, \w, \S...: a class, not a character
+                break
+            out.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch in ".^$*+?{}[]|()":
+            break
+        else:
+            out.append(ch)
+    if out and regex[len("".join(out)) :][:1] in ("?", "*", "{"):
+        out.pop()  # "x?" makes its last character optional
+    return "".join(out)
 
 
 _PEER = r"(?P<peer>\S+?)"
@@ -484,13 +506,16 @@ def _match(message: str) -> tuple[Rule, re.Match[str]] | None:
     text = message.lstrip() if message[:1] == " " else message
     word = text.split(" ", 1)[0]
     for rule in _BY_WORD.get(word, ()):
-        m = rule.pattern.match(text)
-        if m is not None:
-            return rule, m
+        if text.startswith(rule.prefix):
+            m = rule.pattern.match(text)
+            if m is not None:
+                return rule, m
     return None
 
 
 def _summary(rule: Rule, m: re.Match[str], message: str) -> tuple[str, dict[str, str]]:
+    if "{" not in rule.summary:  # most rules: a fixed summary, no fields
+        return rule.summary, {}
     details = {k: v for k, v in m.groupdict().items() if v is not None}
     values = {**{k: "(unknown)" for k in m.groupdict()}, **details, "message": message.strip()}
     if rule.kind == "client.output_buffer_limit":
@@ -581,7 +606,7 @@ def _on_record(lane: _Lane, record: LogRecord) -> list[Event]:
         events += _observe_letter(lane, record, letter)
     if rule is not None and found is not None:
         events += _apply(lane, record, rule, found[1])
-    elif record.level.name == "WARNING":
+    elif record.level is Level.WARNING:
         events += _generic_warning(lane, record)
     if kind == "server.start":  # a new process: its first letter is news
         events += _observe_letter(lane, record, letter)
@@ -833,18 +858,22 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:23] + "Z"
 
 
+SEVERITY_NAMES = {s: s.name.lower() for s in Severity}
+ROLE_NAMES = {r: r.value for r in Role}
+
+
 def event_to_dict(event: Event) -> dict[str, Any]:
     """The JSON form of an event (``harvester events --json``, a bundle's ``events.jsonl``)."""
     source: LogSource = event.source
     return {
         "time": iso_utc(event.time),
         "kind": event.kind,
-        "severity": event.severity.name.lower(),
+        "severity": SEVERITY_NAMES[event.severity],
         "instance": source.instance,
         "instance_id": source.instance_id,
         "shard": source.shard,
         "replica": source.replica,
-        "role": event.role.value,
+        "role": ROLE_NAMES[event.role],
         "summary": event.summary,
         "file": source.path,
         "line": event.line,

@@ -336,33 +336,45 @@ class _Head:
     from_day: bool
 
 
-def _header(line: bytes, number: int, clock: _Clock) -> _Head | None:
-    """Parse a record line's header, or None when the line is not a record line."""
+_MODERN, _BRACKET, _BARE, _SIGNAL = 1, 2, 3, 4
+
+
+def _head_match(line: bytes) -> tuple[int, re.Match[bytes]] | None:
+    """Which header shape ``line`` has (and its match), or None: one regex for most lines."""
     first = line[0] if line else 0
-    pid: int | None = None
-    role = Role.UNKNOWN
     if first in _DIGITS:
         m = _RE_MODERN.match(line)
         if m is not None:
-            pid_b, role_b, day, year, hh, mm, ss, frac, level = m.groups()
-            pid, role = int(pid_b), _ROLE_OF[role_b]
-        else:
-            sig = _RE_SIGNAL.match(line)
-            if sig is not None:
-                return _signal_head(line, number, sig)
-            m = _RE_BARE.match(line)
-            if m is None:
-                return None
-            day, year, hh, mm, ss, frac, level = m.groups()
-    elif first == 91:  # '['
+            return _MODERN, m
+        m = _RE_SIGNAL.match(line)
+        if m is not None:
+            return _SIGNAL, m
+        m = _RE_BARE.match(line)
+        return (_BARE, m) if m is not None else None
+    if first == 91:  # '['
         m = _RE_BRACKET.match(line)
-        if m is None:
-            sig = _RE_SIGNAL.match(line)
-            return _signal_head(line, number, sig) if sig is not None else None
+        if m is not None:
+            return _BRACKET, m
+        m = _RE_SIGNAL.match(line)
+        return (_SIGNAL, m) if m is not None else None
+    return None
+
+
+def _head_from(shape: int, m: re.Match[bytes], line: bytes, number: int, clock: _Clock) -> _Head | None:
+    """The parsed header for a matched line; None if its date cannot exist."""
+    pid: int | None = None
+    role = Role.UNKNOWN
+    if shape == _MODERN:
+        pid_b, role_b, day, year, hh, mm, ss, frac, level = m.groups()
+        pid, role = int(pid_b), _ROLE_OF[role_b]
+    elif shape == _BRACKET:
         pid_b, day, year, hh, mm, ss, frac, level = m.groups()
         pid = int(pid_b)
-    else:
-        return None
+    elif shape == _BARE:
+        day, year, hh, mm, ss, frac, level = m.groups()
+    else:  # signal handlers write unix time (absolute, no zone to apply) and no level
+        pid = int(m.group(1) or m.group(2))
+        return _Head(line, number, int(m.group(3)) * 1000, Level.WARNING, Role.UNKNOWN, pid, m.end(), False)
     seconds = clock.seconds(day, int(hh), int(mm), int(ss))
     if seconds is None:
         return None
@@ -370,33 +382,23 @@ def _header(line: bytes, number: int, clock: _Clock) -> _Head | None:
     return _Head(line, number, ms, _LEVEL_OF[level], role, pid, m.end(), year is None)
 
 
-def _signal_head(line: bytes, number: int, m: re.Match[bytes]) -> _Head:
-    """Signal handlers write unix time (absolute, no zone to apply) and no level: a warning."""
-    pid = int(m.group(1) or m.group(2))
-    return _Head(line, number, int(m.group(3)) * 1000, Level.WARNING, Role.UNKNOWN, pid, m.end(), False)
+def _header(line: bytes, number: int, clock: _Clock) -> _Head | None:
+    """Parse a record line's header, or None when the line is not a record line."""
+    found = _head_match(line)
+    return _head_from(found[0], found[1], line, number, clock) if found is not None else None
 
 
 def _quick_fields(line: bytes) -> tuple[int, int, int] | None:
     """(message start, level byte, role byte) of a record line without parsing its time."""
-    first = line[0] if line else 0
-    if first in _DIGITS:
-        m = _RE_MODERN.match(line)
-        if m is not None:
-            return m.end(), _level_byte(line, m.end()), line[m.start(2)]
-        s = _RE_SIGNAL.match(line)
-        if s is not None:
-            return s.end(), ord("#"), 0
-        m = _RE_BARE.match(line)
-    elif first == ord("["):
-        m = _RE_BRACKET.match(line)
-        if m is None:
-            s = _RE_SIGNAL.match(line)
-            return (s.end(), ord("#"), 0) if s is not None else None
-    else:
-        return None
-    if m is None:
-        return None
-    return m.end(), _level_byte(line, m.end()), 0
+    found = _head_match(line)
+    return _quick_from(found[0], found[1], line) if found is not None else None
+
+
+def _quick_from(shape: int, m: re.Match[bytes], line: bytes) -> tuple[int, int, int]:
+    end = m.end()
+    if shape == _SIGNAL:
+        return end, 35, 0  # '#'
+    return end, _level_byte(line, end), line[m.start(2)] if shape == _MODERN else 0
 
 
 def _level_byte(line: bytes, end: int) -> int:
@@ -566,7 +568,7 @@ class _Builder:
             message=self.decode(head.line[head.start :]),
             source=self.source,
             line=head.number,
-            continuation=tuple(self.decode(c) for c in continuation),
+            continuation=tuple(map(self.decode, continuation)) if continuation else (),
             out_of_order=out_of_order,
             time_from_day=head.from_day,
         )
@@ -684,18 +686,18 @@ def _read_all(
                 head = _header(line, number, clock)
                 is_record = head is not None
             else:
-                quick = _quick_fields(line)
-                is_record = quick is not None
+                found = _head_match(line)
+                is_record = found is not None
                 head = None
-                if quick is not None:
-                    msg_start, level_byte, role_byte = quick
+                if found is not None:
+                    msg_start, level_byte, role_byte = _quick_from(found[0], found[1], line)
                     code = 1
                     if check_level and _LEVELS.get(level_byte, Level.DEBUG) < min_level:
                         code = 0
                     elif select is not None:
                         code = select(line, msg_start, level_byte, role_byte)
                     if code:
-                        head = _header(line, number, clock)
+                        head = _head_from(found[0], found[1], line, number, clock)
                         if head is None:  # a date that does not exist: not a record after all
                             is_record = False
                         elif code == 2:
