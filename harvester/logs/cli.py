@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harvester.errors import EXIT_OK, EXIT_PARTIAL, UsageError
-from harvester.logs.model import Event, Level, LogRecord, LogSource, Role, Severity
+from harvester.logs.model import Event, Level, LogSource, Severity
 
 __all__ = ["Selection", "add_commands", "add_source_filters", "select_sources"]
 
@@ -33,7 +33,6 @@ _LEVEL_NAMES = {
     "notice": Level.NOTICE,
     "warning": Level.WARNING,
 }
-_LEVEL_CHARS = {Level.DEBUG: ".", Level.VERBOSE: "-", Level.NOTICE: "*", Level.WARNING: "#"}
 _SEVERITIES = {"info": Severity.INFO, "warning": Severity.WARNING, "critical": Severity.CRITICAL}
 
 
@@ -161,47 +160,6 @@ def select_sources(args: argparse.Namespace) -> Selection:
 # --------------------------------------------------------------------------- output
 
 
-def _field(value: str) -> str:
-    return value.replace(" ", "_") if value else "-"
-
-
-_ROLE_FIELD = {
-    Role.MASTER: "master",
-    Role.REPLICA: "replica",
-    Role.CHILD: "child",
-    Role.SENTINEL: "sentinel",
-    Role.UNKNOWN: "-",
-    Role.DOWN: "-",
-}
-
-
-class RecordFormatter:
-    """``TIME INSTANCE SHARD REPLICA ROLE LEVEL MESSAGE``, then continuation lines with ``+``.
-
-    The per-source prefix is built once per file: this runs for every line printed.
-    """
-
-    def __init__(self) -> None:
-        self._source: LogSource | None = None
-        self._prefix = ""
-
-    def __call__(self, record: LogRecord) -> str:
-        src = record.source
-        if src is not self._source:
-            self._source = src
-            self._prefix = f" {_field(src.instance)} {_field(src.shard)} {_field(src.replica)} "
-        head = (
-            record.time.isoformat(timespec="milliseconds")[:23]
-            + "Z"
-            + self._prefix
-            + _ROLE_FIELD[record.role]
-        )
-        text = f"{head} {_LEVEL_CHARS[record.level]} {record.message}\n"
-        if record.continuation:
-            text += "".join(f"{head} + {line}\n" for line in record.continuation)
-        return text
-
-
 _COLUMNS = (
     ("TIME (UTC)", 24),
     ("SEVERITY", 8),
@@ -248,6 +206,8 @@ class _Output:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.closed = False
+        self.pending: list[bytes] = []
+        self.pending_size = 0
 
     def write(self, text: str) -> bool:
         if self.closed:
@@ -259,8 +219,28 @@ class _Output:
             return False
         return True
 
+    def write_bytes(self, data: bytes) -> bool:
+        """Batched: one write per 64 KiB of lines (bytes go to the stream's buffer)."""
+        if self.closed:
+            return False
+        self.pending.append(data)
+        self.pending_size += len(data)
+        return self.pending_size < 1 << 16 or self._drain()
+
+    def _drain(self) -> bool:
+        data, self.pending, self.pending_size = b"".join(self.pending), [], 0
+        try:
+            self.stream.flush()
+            self.stream.buffer.write(data)
+        except BrokenPipeError:
+            self._close()
+            return False
+        return True
+
     def flush(self) -> None:
         if self.closed:
+            return
+        if self.pending and not self._drain():
             return
         try:
             self.stream.flush()
@@ -291,7 +271,7 @@ def _report(selection: Selection, stats_lines: Sequence[str], extra: Sequence[st
 
 def run_logs(args: argparse.Namespace) -> int:
     from harvester.logs.parse import ParseStats  # noqa: PLC0415
-    from harvester.logs.pipeline import iter_records  # noqa: PLC0415
+    from harvester.logs.pipeline import iter_lines  # noqa: PLC0415
 
     grep = None
     if args.grep is not None:
@@ -303,8 +283,7 @@ def run_logs(args: argparse.Namespace) -> int:
     stats = ParseStats()
     out = _Output(sys.stdout)
     print(f"harvester logs: {len(selection.sources)} file(s); {selection.clock_note}", file=sys.stderr)
-    formatter = RecordFormatter()
-    for record in iter_records(
+    for text in iter_lines(
         selection.sources,
         stats=stats,
         tz=selection.tz,
@@ -312,9 +291,8 @@ def run_logs(args: argparse.Namespace) -> int:
         until=selection.until,
         min_level=_LEVEL_NAMES[args.level],
         grep=grep,
-        count_lines=False,  # the output shows no line numbers; not counting is the fast path's gain
     ):
-        if not out.write(formatter(record)):
+        if not out.write_bytes(text):
             break
     out.flush()
     _report(selection, stats.report())

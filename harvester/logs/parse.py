@@ -34,9 +34,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from harvester.logs.model import Level, LogRecord, LogSource, Role
+from harvester.logs.output import lane_prefix, raw_lines
 
 __all__ = [
     "BLOCK_SIZE",
@@ -45,11 +46,15 @@ __all__ = [
     "ParseStats",
     "Selector",
     "literal_of",
+    "plain_literal",
+    "read_lines",
     "read_records",
 ]
 
 #: Bytes read at a time. Callers merging many files lower it so memory stays bounded.
 BLOCK_SIZE = 1 << 20
+T = TypeVar("T")
+
 #: A line longer than this is cut here (and counted): memory stays bounded whatever the file.
 MAX_LINE = 64 * 1024
 #: Continuation lines kept per record (a crash report is a few hundred); the rest are counted.
@@ -202,6 +207,18 @@ class ParseStats:
 
 
 # --------------------------------------------------------------------------- literals
+
+
+def plain_literal(pattern: str) -> bytes | None:
+    """The pattern's text when it is nothing but literal characters (``fork: Cannot``)."""
+    literal = literal_of(pattern)
+    if literal is None:
+        return None
+    try:
+        parsed: Any = importlib.import_module("re._parser").parse(pattern)
+    except (ImportError, re.error, AttributeError):  # pragma: no cover - other Pythons
+        return None
+    return literal if len(parsed.data) == len(literal.decode("utf-8")) else None
 
 
 def literal_of(pattern: str) -> bytes | None:
@@ -515,20 +532,32 @@ def _blocks(fh: _Readable, stats: FileStats, block_size: int) -> Iterator[Block]
 # --------------------------------------------------------------------------- records
 
 
-class _Builder:
-    """Turns headers plus continuation lines into LogRecords, tracking order and warnings."""
+class _Builder(Generic[T]):
+    """Turns a header and its continuation lines into a ``T``, tracking order and warnings.
+
+    Two kinds: :class:`_RecordBuilder` makes :class:`LogRecord` (everything but the ``logs``
+    command), :class:`_LineBuilder` makes the printed lines straight away (the ``logs``
+    command: no record object per line). Both clean bytes the same way and count the same.
+    """
 
     def __init__(
-        self, source: LogSource, stats: FileStats, since_ms: int | None, until_ms: int | None
+        self,
+        source: LogSource,
+        stats: FileStats,
+        since_ms: int | None,
+        until_ms: int | None,
+        grep: re.Pattern[str] | None,
     ) -> None:
         self.source = source
         self.stats = stats
         self.since_ms = since_ms
         self.until_ms = until_ms
+        self.grep = grep
         self.max_ms: int | None = None
         self.last_ms: int | None = None
 
-    def decode(self, raw: bytes) -> str:
+    def clean(self, raw: bytes) -> bytes:
+        """Cut at MAX_LINE, drop a CR and NULs, counting what was done."""
         if len(raw) > MAX_LINE:
             self.stats.long_lines += 1
             raw = raw[:MAX_LINE]
@@ -537,15 +566,19 @@ class _Builder:
         if b"\x00" in raw:
             self.stats.nul += 1
             raw = raw.replace(b"\x00", b"")
+        return raw
+
+    def decode(self, raw: bytes) -> str:
+        raw = self.clean(raw)
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
             self.stats.non_utf8 += 1
             return raw.decode("utf-8", errors="replace")
 
-    def build(self, head: _Head, continuation: list[bytes]) -> LogRecord | None:
-        """The record, or None when it falls outside the time window."""
-        ms = head.ms
+    def place(self, ms: int) -> bool | None:
+        """Order bookkeeping for a record at ``ms``: None if outside the window, else whether
+        it is earlier than a record before it (a clock step)."""
         out_of_order = False
         if self.last_ms is not None and ms < self.last_ms and self.last_ms - ms > CLOCK_STEP_MS:
             self.stats.clock_steps += 1
@@ -559,9 +592,20 @@ class _Builder:
             self.until_ms is not None and ms >= self.until_ms
         ):
             return None
-        self.stats.records += 1
-        return LogRecord(
-            time=_to_datetime(ms),
+        return out_of_order
+
+    def make(self, head: _Head, continuation: list[bytes]) -> T | None:
+        raise NotImplementedError
+
+
+class _RecordBuilder(_Builder[LogRecord]):
+    def make(self, head: _Head, continuation: list[bytes]) -> LogRecord | None:
+        """The record, or None when it falls outside the window or does not match ``grep``."""
+        out_of_order = self.place(head.ms)
+        if out_of_order is None:
+            return None
+        record = LogRecord(
+            time=_to_datetime(head.ms),
             level=head.level,
             role=head.role,
             pid=head.pid,
@@ -572,6 +616,55 @@ class _Builder:
             out_of_order=out_of_order,
             time_from_day=head.from_day,
         )
+        if self.grep is not None and not _record_matches(record, self.grep):
+            return None
+        self.stats.records += 1
+        return record
+
+
+class _LineBuilder(_Builder[tuple[int, bytes]]):
+    """``(ms, printed lines)``: what :class:`~harvester.logs.output.RecordFormatter` prints."""
+
+    def __init__(
+        self,
+        source: LogSource,
+        stats: FileStats,
+        since_ms: int | None,
+        until_ms: int | None,
+        grep: re.Pattern[str] | None,
+    ) -> None:
+        super().__init__(source, stats, since_ms, until_ms, grep)
+        self.prefix = lane_prefix(source).encode()
+        # A pattern that is only a literal matches where the bytes hold it: no regex needed.
+        self.plain = plain_literal(grep.pattern) if grep is not None else None
+
+    def utf8(self, raw: bytes) -> bytes:
+        raw = self.clean(raw)
+        if raw.isascii():
+            return raw
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.stats.non_utf8 += 1
+            return raw.decode("utf-8", errors="replace").encode("utf-8")
+        return raw
+
+    def make(self, head: _Head, continuation: list[bytes]) -> tuple[int, bytes] | None:
+        if self.place(head.ms) is None:
+            return None
+        message = self.utf8(head.line[head.start :])
+        lines = [self.utf8(c) for c in continuation] if continuation else []
+        if self.grep is not None:
+            if self.plain is not None:
+                if self.plain not in message and not any(self.plain in c for c in lines):
+                    return None
+            elif not self.grep.search(message.decode()) and not any(
+                self.grep.search(c.decode()) for c in lines
+            ):
+                return None
+        self.stats.records += 1
+        text = raw_lines(head.ms, self.prefix, head.role, head.level, message=message, continuation=lines)
+        return head.ms, text
 
 
 def _strip_nul(line: bytes, stats: FileStats) -> bytes:
@@ -612,6 +705,42 @@ def read_records(
     holding a literal (:func:`literal_of`), blocks without it are only searched, not parsed;
     ``count_lines=False`` then also skips counting their lines (records carry line 0).
     """
+    builder = _RecordBuilder
+    yield from _read(
+        source, builder, stats, tz, since, until, min_level, grep, select, block_size, count_lines
+    )
+
+
+def read_lines(
+    source: LogSource,
+    *,
+    stats: ParseStats | FileStats,
+    tz: tzinfo = UTC,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_level: Level = Level.DEBUG,
+    grep: re.Pattern[str] | None = None,
+    block_size: int = BLOCK_SIZE,
+) -> Iterator[tuple[int, bytes]]:
+    """``(UTC ms, printed lines)`` per record: what ``harvester logs`` prints for
+    :func:`read_records`'s records (:mod:`harvester.logs.output`), without building them.
+    Lines are not counted on the ``grep`` fast path (nothing printed shows them)."""
+    yield from _read(source, _LineBuilder, stats, tz, since, until, min_level, grep, None, block_size, False)
+
+
+def _read(  # noqa: PLR0917 - the two public readers' arguments, passed through
+    source: LogSource,
+    make: type[_Builder[T]],
+    stats: ParseStats | FileStats,
+    tz: tzinfo,
+    since: datetime | None,
+    until: datetime | None,
+    min_level: Level,
+    grep: re.Pattern[str] | None,
+    select: Selector | None,
+    block_size: int,
+    count_lines: bool,
+) -> Iterator[T]:
     file_stats = stats.new_file(source.path) if isinstance(stats, ParseStats) else stats
     path = Path(source.path)
     fh = _open(path, file_stats)
@@ -619,29 +748,27 @@ def read_records(
         return
     try:
         clock = _Clock(tz, source.day, _fallback_year(path))
-        builder = _Builder(
+        builder = make(
             source,
             file_stats,
             None if since is None else int(since.timestamp() * 1000),
             None if until is None else int(until.timestamp() * 1000),
+            grep,
         )
         blocks = _blocks(fh, file_stats, block_size)
         literal = literal_of(grep.pattern) if grep is not None else None
-        if literal is not None and select is None and grep is not None:
+        if literal is not None and select is None:
             file_stats.only_matching = True
             yield from _grep_fast(
                 blocks,
                 clock=clock,
                 builder=builder,
-                grep=grep,
                 literal=literal,
                 min_level=min_level,
                 count_lines=count_lines,
             )
         else:
-            yield from _read_all(
-                blocks, clock=clock, builder=builder, grep=grep, select=select, min_level=min_level
-            )
+            yield from _read_all(blocks, clock=clock, builder=builder, select=select, min_level=min_level)
         if file_stats.bytes == 0 and not file_stats.skipped:
             file_stats.empty = True
     finally:
@@ -652,11 +779,10 @@ def _read_all(
     blocks: Iterator[Block],
     *,
     clock: _Clock,
-    builder: _Builder,
-    grep: re.Pattern[str] | None,
+    builder: _Builder[T],
     select: Selector | None,
     min_level: Level,
-) -> Iterator[LogRecord]:
+) -> Iterator[T]:
     """Every line: headers parsed, records built for the lines the filters keep."""
     stats = builder.stats
     number = 0
@@ -667,12 +793,7 @@ def _read_all(
     last_raw: tuple[bytes, int, bool] | None = None  # last record line, and whether kept
     check_level = min_level > Level.DEBUG
 
-    def finish(head: _Head, lines: list[bytes]) -> LogRecord | None:
-        record = builder.build(head, lines)
-        if record is not None and grep is not None and not _record_matches(record, grep):
-            stats.records -= 1
-            return None
-        return record
+    finish = builder.make
 
     for buf, start, end in blocks:
         lines = bytes(memoryview(buf)[start:end]).split(b"\n")
@@ -756,12 +877,11 @@ def _grep_fast(
     blocks: Iterator[Block],
     *,
     clock: _Clock,
-    builder: _Builder,
-    grep: re.Pattern[str],
+    builder: _Builder[T],
     literal: bytes,
     min_level: Level,
     count_lines: bool = True,
-) -> Iterator[LogRecord]:
+) -> Iterator[T]:
     """Only the lines around each occurrence of ``literal`` are looked at.
 
     The buffer is searched with ``bytes.find`` (C speed); a block without the literal costs
@@ -779,17 +899,13 @@ def _grep_fast(
     pending: _Head | None = None  # a hit record whose continuation lines may go on
     cont: list[bytes] = []
 
-    def emit(head: _Head | None, lines: list[bytes]) -> LogRecord | None:
+    def emit(head: _Head | None, lines: list[bytes]) -> T | None:
         if head is None:
             stats.unparsed += 1  # a hit in lines that belong to no record
             return None
         if head.level < min_level:
             return None
-        record = builder.build(head, lines)
-        if record is not None and not _record_matches(record, grep):
-            stats.records -= 1
-            return None
-        return record
+        return builder.make(head, lines)
 
     for buf, start, end in blocks:
         pos = start
