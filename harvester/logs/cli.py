@@ -20,10 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from harvester.errors import EXIT_OK, EXIT_PARTIAL, UsageError
+from harvester.errors import EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, UsageError
 from harvester.logs.model import Event, Level, LogSource, Severity
+
+if TYPE_CHECKING:
+    from harvester.logs.stats import ParseStats
 
 __all__ = ["Selection", "add_commands", "add_source_filters", "select_sources"]
 
@@ -283,19 +286,29 @@ def run_logs(args: argparse.Namespace) -> int:
     stats = ParseStats()
     out = _Output(sys.stdout)
     print(f"harvester logs: {len(selection.sources)} file(s); {selection.clock_note}", file=sys.stderr)
-    for text in iter_lines(
-        selection.sources,
-        stats=stats,
-        tz=selection.tz,
-        since=selection.since,
-        until=selection.until,
-        min_level=_LEVEL_NAMES[args.level],
-        grep=grep,
-    ):
-        if not out.write_bytes(text):
-            break
+    interrupted = False
+    try:
+        for text in iter_lines(
+            selection.sources,
+            stats=stats,
+            tz=selection.tz,
+            since=selection.since,
+            until=selection.until,
+            min_level=_LEVEL_NAMES[args.level],
+            grep=grep,
+        ):
+            if not out.write_bytes(text):
+                break
+    except KeyboardInterrupt:  # Ctrl-C: what was read so far is still reported
+        interrupted = True
     out.flush()
-    _report(selection, stats.report())
+    _report(selection, stats.report(), ["interrupted"] if interrupted else [])
+    return _exit(stats, interrupted)
+
+
+def _exit(stats: ParseStats, interrupted: bool) -> int:
+    if interrupted:
+        return EXIT_SIGINT
     return EXIT_PARTIAL if stats.skipped_files else EXIT_OK
 
 
@@ -318,21 +331,26 @@ def run_events(args: argparse.Namespace) -> int:
         out.write(_header_row())
     counts: dict[str, int] = {}
     encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    for event in iter_events(
-        selection.sources,
-        stats=stats,
-        tz=selection.tz,
-        since=selection.since,
-        until=selection.until,
-        kinds=kinds,
-    ):
-        if event.severity < minimum:
-            continue
-        counts[event.kind] = counts.get(event.kind, 0) + 1
-        line = encode(event_to_dict(event)) + "\n" if args.json else format_event_row(event, colour)
-        if not out.write(line):
-            break
+    interrupted = False
+    try:
+        for event in iter_events(
+            selection.sources,
+            stats=stats,
+            tz=selection.tz,
+            since=selection.since,
+            until=selection.until,
+            kinds=kinds,
+        ):
+            if event.severity < minimum:
+                continue
+            counts[event.kind] = counts.get(event.kind, 0) + 1
+            line = encode(event_to_dict(event)) + "\n" if args.json else format_event_row(event, colour)
+            if not out.write(line):
+                break
+    except KeyboardInterrupt:  # Ctrl-C: what was read so far is still reported
+        interrupted = True
     out.flush()
     summary = ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) or "none"
-    _report(selection, stats.report(), [f"events: {sum(counts.values())} ({summary})"])
-    return EXIT_PARTIAL if stats.skipped_files else EXIT_OK
+    extra = [f"events: {sum(counts.values())} ({summary})"] + (["interrupted"] if interrupted else [])
+    _report(selection, stats.report(), extra)
+    return _exit(stats, interrupted)

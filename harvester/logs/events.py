@@ -77,8 +77,9 @@ _LIFE_END = frozenset({"server.stopped", "crash", "server.load_failed"})
 class Interesting:
     """A parser :data:`~harvester.logs.parse.Selector` keeping the lines a rule may want.
 
-    Keeps warning lines, lines whose first word starts a rule, and lines where the role
-    letter changes. For the lines a starting process writes first (its start line, 3.x's
+    Keeps warning lines, notice lines whose first word starts a rule, and lines where the
+    role letter changes (debug and verbose lines only for that: no rule's message is logged
+    at those levels). For the lines a starting process writes first (its start line, 3.x's
     open-files notice, 4.0+'s pre-init ``C`` warnings) it asks for the line before too: the
     previous process's last words, for ``server.unclean_restart``. Use one per lane.
     """
@@ -89,15 +90,17 @@ class Interesting:
         self.letter = 0
 
     def __call__(self, line: bytes, start: int, level: int, role: int) -> int:
+        code = 0
+        if role and role not in (67, self.letter):  # 'C' lines say nothing of the role
+            self.letter = role
+            code = 1
+        if level in _ROUTINE_LEVELS:  # no rule's message is debug or verbose
+            return code
         end = line.find(b" ", start)
         word = line[start:end] if end > 0 else line[start:]
         if not word:
             stripped = line[start:].lstrip()
             word = stripped.split(b" ", 1)[0]
-        code = 0
-        if role and role not in (67, self.letter):  # 'C' lines say nothing of the role
-            self.letter = role
-            code = 1
         if word in self._START:
             if word in (b"oO0OoO0OoO0Oo", b"Server"):
                 self.letter = role if role != 67 else 0
@@ -110,6 +113,7 @@ class Interesting:
 
 
 _WORD_BYTES = frozenset(w.encode() for w in FIRST_WORDS)
+_ROUTINE_LEVELS = frozenset(b".-")
 
 
 # --------------------------------------------------------------------------- extraction
@@ -252,9 +256,13 @@ def _release(lane: _Lane) -> list[Event]:
 
 
 def _on_record(lane: _Lane, record: LogRecord) -> list[Event]:
-    found = match(record.message)
-    if found is None and record.continuation:
-        found = _crash_in_continuation(record)
+    # Redis logs every message of the rules at notice or warning level; debug and verbose
+    # lines (Accepted..., Client closed connection...) only tell the role letter.
+    found = None
+    if record.level >= Level.NOTICE:
+        found = match(record.message)
+        if found is None and record.continuation:
+            found = _crash_in_continuation(record)
     rule = found[0] if found else None
     letter = _letter_role(record)
     events: list[Event] = []
