@@ -16,14 +16,17 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from harvester.errors import EXIT_OK, EXIT_PARTIAL, UsageError
-from harvester.logs.model import Event, Level, LogRecord, LogSource, Severity
+from harvester.errors import EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, UsageError
+from harvester.logs.model import Event, Level, LogSource, Severity
+
+if TYPE_CHECKING:
+    from harvester.logs.stats import ParseStats
 
 __all__ = ["Selection", "add_commands", "add_source_filters", "select_sources"]
 
@@ -33,9 +36,7 @@ _LEVEL_NAMES = {
     "notice": Level.NOTICE,
     "warning": Level.WARNING,
 }
-_LEVEL_CHARS = {Level.DEBUG: ".", Level.VERBOSE: "-", Level.NOTICE: "*", Level.WARNING: "#"}
 _SEVERITIES = {"info": Severity.INFO, "warning": Severity.WARNING, "critical": Severity.CRITICAL}
-_ROLE_WORD = {"master": "master", "replica": "replica", "child": "child", "sentinel": "sentinel"}
 
 
 # --------------------------------------------------------------------------- arguments
@@ -162,24 +163,6 @@ def select_sources(args: argparse.Namespace) -> Selection:
 # --------------------------------------------------------------------------- output
 
 
-def _field(value: str) -> str:
-    return value.replace(" ", "_") if value else "-"
-
-
-def format_record(record: LogRecord) -> Iterable[str]:
-    """``TIME INSTANCE SHARD REPLICA ROLE LEVEL MESSAGE``, then continuation lines with ``+``."""
-    from harvester.logs.events import iso_utc  # noqa: PLC0415
-
-    src = record.source
-    head = (
-        f"{iso_utc(record.time)} {_field(src.instance)} {_field(src.shard)} {_field(src.replica)} "
-        f"{_ROLE_WORD.get(record.role.value, '-')}"
-    )
-    yield f"{head} {_LEVEL_CHARS[record.level]} {record.message}\n"
-    for line in record.continuation:
-        yield f"{head} + {line}\n"
-
-
 _COLUMNS = (
     ("TIME (UTC)", 24),
     ("SEVERITY", 8),
@@ -197,17 +180,17 @@ def _cut(text: str, width: int) -> str:
 
 
 def format_event_row(event: Event, colour: bool) -> str:
-    from harvester.logs.events import iso_utc  # noqa: PLC0415
+    from harvester.logs.events import ROLE_NAMES, SEVERITY_NAMES, iso_utc  # noqa: PLC0415
 
     src = event.source
     cells = (
         iso_utc(event.time),
-        event.severity.name.lower(),
+        SEVERITY_NAMES[event.severity],
         event.kind,
         src.instance or "-",
         src.shard or "-",
         src.replica or "-",
-        event.role.value,
+        ROLE_NAMES[event.role],
     )
     parts = [_cut(v, w).ljust(w) for v, (_, w) in zip(cells, _COLUMNS, strict=True)]
     if colour and event.severity in _COLOURS:
@@ -226,6 +209,8 @@ class _Output:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.closed = False
+        self.pending: list[bytes] = []
+        self.pending_size = 0
 
     def write(self, text: str) -> bool:
         if self.closed:
@@ -237,8 +222,28 @@ class _Output:
             return False
         return True
 
+    def write_bytes(self, data: bytes) -> bool:
+        """Batched: one write per 64 KiB of lines (bytes go to the stream's buffer)."""
+        if self.closed:
+            return False
+        self.pending.append(data)
+        self.pending_size += len(data)
+        return self.pending_size < 1 << 16 or self._drain()
+
+    def _drain(self) -> bool:
+        data, self.pending, self.pending_size = b"".join(self.pending), [], 0
+        try:
+            self.stream.flush()
+            self.stream.buffer.write(data)
+        except BrokenPipeError:
+            self._close()
+            return False
+        return True
+
     def flush(self) -> None:
         if self.closed:
+            return
+        if self.pending and not self._drain():
             return
         try:
             self.stream.flush()
@@ -269,7 +274,7 @@ def _report(selection: Selection, stats_lines: Sequence[str], extra: Sequence[st
 
 def run_logs(args: argparse.Namespace) -> int:
     from harvester.logs.parse import ParseStats  # noqa: PLC0415
-    from harvester.logs.pipeline import iter_records  # noqa: PLC0415
+    from harvester.logs.pipeline import iter_lines  # noqa: PLC0415
 
     grep = None
     if args.grep is not None:
@@ -281,19 +286,29 @@ def run_logs(args: argparse.Namespace) -> int:
     stats = ParseStats()
     out = _Output(sys.stdout)
     print(f"harvester logs: {len(selection.sources)} file(s); {selection.clock_note}", file=sys.stderr)
-    for record in iter_records(
-        selection.sources,
-        stats=stats,
-        tz=selection.tz,
-        since=selection.since,
-        until=selection.until,
-        min_level=_LEVEL_NAMES[args.level],
-        grep=grep,
-    ):
-        if not all(out.write(line) for line in format_record(record)):
-            break
+    interrupted = False
+    try:
+        for text in iter_lines(
+            selection.sources,
+            stats=stats,
+            tz=selection.tz,
+            since=selection.since,
+            until=selection.until,
+            min_level=_LEVEL_NAMES[args.level],
+            grep=grep,
+        ):
+            if not out.write_bytes(text):
+                break
+    except KeyboardInterrupt:  # Ctrl-C: what was read so far is still reported
+        interrupted = True
     out.flush()
-    _report(selection, stats.report())
+    _report(selection, stats.report(), ["interrupted"] if interrupted else [])
+    return _exit(stats, interrupted)
+
+
+def _exit(stats: ParseStats, interrupted: bool) -> int:
+    if interrupted:
+        return EXIT_SIGINT
     return EXIT_PARTIAL if stats.skipped_files else EXIT_OK
 
 
@@ -315,24 +330,27 @@ def run_events(args: argparse.Namespace) -> int:
     if not args.json:
         out.write(_header_row())
     counts: dict[str, int] = {}
-    for event in iter_events(
-        selection.sources,
-        stats=stats,
-        tz=selection.tz,
-        since=selection.since,
-        until=selection.until,
-        kinds=kinds,
-    ):
-        if event.severity < minimum:
-            continue
-        counts[event.kind] = counts.get(event.kind, 0) + 1
-        if args.json:
-            line = json.dumps(event_to_dict(event), ensure_ascii=False, separators=(",", ":")) + "\n"
-        else:
-            line = format_event_row(event, colour)
-        if not out.write(line):
-            break
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    interrupted = False
+    try:
+        for event in iter_events(
+            selection.sources,
+            stats=stats,
+            tz=selection.tz,
+            since=selection.since,
+            until=selection.until,
+            kinds=kinds,
+        ):
+            if event.severity < minimum:
+                continue
+            counts[event.kind] = counts.get(event.kind, 0) + 1
+            line = encode(event_to_dict(event)) + "\n" if args.json else format_event_row(event, colour)
+            if not out.write(line):
+                break
+    except KeyboardInterrupt:  # Ctrl-C: what was read so far is still reported
+        interrupted = True
     out.flush()
     summary = ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) or "none"
-    _report(selection, stats.report(), [f"events: {sum(counts.values())} ({summary})"])
-    return EXIT_PARTIAL if stats.skipped_files else EXIT_OK
+    extra = [f"events: {sum(counts.values())} ({summary})"] + (["interrupted"] if interrupted else [])
+    _report(selection, stats.report(), extra)
+    return _exit(stats, interrupted)

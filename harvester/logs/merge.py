@@ -23,7 +23,7 @@ from harvester.logs.parse import BLOCK_SIZE
 __all__ = ["block_size_for", "by_lane", "lane_streams", "merge"]
 
 #: Read buffers across all open files together stay near this.
-MERGE_BUFFER_BUDGET = 64 << 20
+MERGE_BUFFER_BUDGET = 16 << 20
 _MIN_BLOCK = 64 << 10
 
 

@@ -70,7 +70,7 @@ class LogRecord:
     pid: int | None
     message: str
     source: LogSource
-    line: int  # 1-based line number of the record's first line in its file
+    line: int  # 1-based line number of the record's first line in its file (0: not counted)
     continuation: tuple[str, ...] = ()  # banner art, stack-trace lines that belong to no record
     out_of_order: bool = False  # its time is before the previous record's in the same file
     time_from_day: bool = False  # the line carried no year; it came from the file's day

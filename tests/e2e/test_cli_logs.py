@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from datetime import date
@@ -201,3 +202,19 @@ def test_help_lists_the_commands() -> None:
     ).stdout
     assert "logs" in out
     assert "events" in out
+
+
+async def test_ctrl_c_reports_what_was_read_and_exits_130(tmp_path: Path) -> None:
+    """SIGINT mid-stream: exit 130, the read summary and 'interrupted' on stderr, no traceback."""
+    path = tmp_path / s.dcs_name("10.0.0.1", date(2024, 1, 10))
+    body = s.V7_AOF * 2000
+    path.write_text(body * 20, encoding="utf-8")  # about 50 MB: seconds to read
+    proc = await helpers.start(helpers.cli_command("logs", path))
+    assert proc.stdout is not None
+    await proc.stdout.readline()  # it is streaming
+    proc.send_signal(signal.SIGINT)
+    result = await helpers.finish(proc)
+    assert result.code == 130, result.stderr
+    assert "interrupted" in result.stderr
+    assert re.search(r"read 1 file\(s\), \d+ bytes", result.stderr)
+    assert "Traceback" not in result.stderr

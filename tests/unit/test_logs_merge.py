@@ -77,5 +77,5 @@ def test_a_clock_step_stays_in_file_order_inside_the_merge(tmp_path: Path) -> No
 def test_read_buffers_shrink_as_lanes_grow() -> None:
     """Many open lanes share a fixed buffer budget (never below 64 KiB each)."""
     assert block_size_for(1) == 4 << 20
-    assert block_size_for(64) == MERGE_BUFFER_BUDGET // 64
+    assert block_size_for(16) == MERGE_BUFFER_BUDGET // 16
     assert block_size_for(100_000) == 64 << 10
