@@ -87,24 +87,30 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, type=Path, help="YAML config file")
+def _add_common(p: argparse.ArgumentParser, *, config_required: bool = True, scope: str = "") -> None:
+    """The options every command that talks to the cloud shares; ``scope`` prefixes their help
+    (``verify`` takes them only for ``--repair``)."""
+    config_help = "YAML config file" if config_required else "YAML config file (required with --repair)"
+    p.add_argument("--config", required=config_required, type=Path, help=config_help)
     p.add_argument(
         "--log-format",
         choices=("auto", "json", "console"),
         default="auto",
-        help="log lines on stderr: json, console, or auto (console on a terminal, else json)",
+        help=scope + "log lines on stderr: json, console, or auto (console on a terminal, else json)",
     )
     p.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
         default="info",
-        help="lowest level logged (default info); while progress bars show, only warnings and errors",
+        help=scope + "lowest level logged (default info); while progress bars show, only warnings and errors",
     )
-    p.add_argument("--summary-json", type=Path, help="also write the run summary as JSON here")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars even on a terminal")
+    p.add_argument("--summary-json", type=Path, help=scope + "also write the run summary as JSON here")
+    p.add_argument("--no-progress", action="store_true", help=scope + "no progress bars even on a terminal")
     p.add_argument(
-        "--lock-timeout", type=float, default=60.0, help="seconds to wait for another run's lock (default 60)"
+        "--lock-timeout",
+        type=float,
+        default=60.0,
+        help=scope + "seconds to wait for another run's lock (default 60)",
     )
 
 
@@ -203,21 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ver.add_argument("root", type=Path, help="the archive root")
     ver.add_argument("--repair", action="store_true", help="download missing or corrupt files again")
-    ver.add_argument("--config", type=Path, help="YAML config file (required with --repair)")
-    ver.add_argument(
-        "--lock-timeout", type=float, default=60.0, help="--repair: seconds to wait for a run's lock"
-    )
-    ver.add_argument(
-        "--log-format", choices=("auto", "json", "console"), default="auto", help="--repair: log format"
-    )
-    ver.add_argument(
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        default="info",
-        help="--repair: log level",
-    )
-    ver.add_argument("--no-progress", action="store_true", help="--repair: no progress bars")
-    ver.add_argument("--summary-json", type=Path, help="--repair: also write the run summary as JSON here")
+    _add_common(ver, config_required=False, scope="--repair: ")
 
     pr = sub.add_parser(
         "prune",
