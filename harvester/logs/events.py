@@ -356,13 +356,17 @@ def _role_now(lane: _Lane, record: LogRecord) -> Role:
     return _letter_role(record) or Role.UNKNOWN
 
 
+_RECENT_KEEP = timedelta(seconds=10)  # longer than any window the ``recent`` times serve
+
+
 def _deduped(lane: _Lane, kind: str, key: str, now: datetime) -> bool:
     if kind not in _DEDUPE:
         return False
-    window = DEDUPE_WINDOW
     last = lane.recent.get((kind, key))
     lane.recent[(kind, key)] = now
-    return last is not None and timedelta(0) <= now - last <= window
+    if len(lane.recent) > 256:  # peers come and go (ports): keep memory flat over weeks
+        lane.recent = {k: t for k, t in lane.recent.items() if timedelta(0) <= now - t <= _RECENT_KEEP}
+    return last is not None and timedelta(0) <= now - last <= DEDUPE_WINDOW
 
 
 def _apply(lane: _Lane, record: LogRecord, rule: Rule, m: re.Match[str]) -> list[Event]:
