@@ -235,11 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
 
-    # Reading the archive offline (issue 11): harvester/logs/cli.py owns these commands.
-    from harvester.logs.cli import add_commands as add_log_commands  # noqa: PLC0415
+    # Reading the archive offline (issue 11): harvester/commands/logs.py owns these commands.
+    from harvester.commands.logs import add_commands as add_log_commands  # noqa: PLC0415
 
     add_log_commands(sub, READ_EPILOG)
-    from harvester.logs.timeline_cmd import add_command as add_timeline_command  # noqa: PLC0415
+    from harvester.commands.timeline import add_command as add_timeline_command  # noqa: PLC0415
 
     add_timeline_command(sub, READ_EPILOG)
     return parser
@@ -274,7 +274,7 @@ def dispatch(args: argparse.Namespace) -> int:
         return run.main(args)
     if args.command == "collect":
         from harvester.commands import collect  # noqa: PLC0415
-        from harvester.logs.cli import parse_time  # noqa: PLC0415 - one reading of a time flag
+        from harvester.commands.logs import parse_time  # noqa: PLC0415 - one reading of a time flag
 
         return collect.main(args, parse_time(args.since, "--since"), parse_time(args.until, "--until"))
     if args.command == "verify":

@@ -112,7 +112,7 @@ class Incident:
         Written like the other metadata (atomically, into the bundle's manifest, so into the
         tarball too). A failure here is reported, never at the cost of the logs already kept.
         """
-        from harvester.logs.timeline_cmd import bundle_reading  # noqa: PLC0415 - only collect needs it
+        from harvester.commands.timeline import bundle_reading  # noqa: PLC0415 - only collect needs it
 
         engine = self.engine
         folder = engine.archive.folder(self.bundle)

@@ -34,7 +34,7 @@ _SEVERITIES = {"info": Severity.INFO, "warning": Severity.WARNING, "critical": S
 
 def add_command(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
     """Register ``timeline`` with the same source filters as ``logs`` and ``events``."""
-    from harvester.logs.cli import add_source_filters  # noqa: PLC0415
+    from harvester.commands.logs import add_source_filters  # noqa: PLC0415
 
     p = sub.add_parser(
         "timeline",
@@ -111,7 +111,7 @@ def render(timeline: Timeline, *, title: str, clock_note: str, generated_at: dat
 
 def run_timeline(args: argparse.Namespace) -> int:
     from harvester.archive.files import write_bytes_atomic  # noqa: PLC0415
-    from harvester.logs.cli import select_sources  # noqa: PLC0415
+    from harvester.commands.logs import select_sources  # noqa: PLC0415
     from harvester.logs.events import KINDS  # noqa: PLC0415
     from harvester.logs.parse import ParseStats  # noqa: PLC0415
     from harvester.logs.pipeline import kind_matches  # noqa: PLC0415
