@@ -312,15 +312,24 @@ def _exit(stats: ParseStats, interrupted: bool) -> int:
     return EXIT_PARTIAL if stats.skipped_files else EXIT_OK
 
 
-def run_events(args: argparse.Namespace) -> int:
-    from harvester.logs.events import KINDS, event_to_dict  # noqa: PLC0415
-    from harvester.logs.parse import ParseStats  # noqa: PLC0415
-    from harvester.logs.pipeline import iter_events, kind_matches  # noqa: PLC0415
+def parse_kinds(values: Sequence[str]) -> list[str]:
+    """``--kind a,b --kind c`` -> the kinds asked for; an unknown one is a usage error listing them."""
+    from harvester.logs.events import KINDS  # noqa: PLC0415
+    from harvester.logs.pipeline import kind_matches  # noqa: PLC0415
 
-    kinds = [k.strip() for value in args.kind for k in value.split(",") if k.strip()]
+    kinds = [k.strip() for value in values for k in value.split(",") if k.strip()]
     unknown = [k for k in kinds if not any(kind_matches(known, [k]) for known in KINDS)]
     if unknown:
         raise UsageError(f"--kind: unknown kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
+    return kinds
+
+
+def run_events(args: argparse.Namespace) -> int:
+    from harvester.logs.events import event_to_dict  # noqa: PLC0415
+    from harvester.logs.parse import ParseStats  # noqa: PLC0415
+    from harvester.logs.pipeline import iter_events  # noqa: PLC0415
+
+    kinds = parse_kinds(args.kind)
     selection = select_sources(args)
     minimum = _SEVERITIES[args.severity]
     stats = ParseStats()

@@ -111,15 +111,10 @@ def render(timeline: Timeline, *, title: str, clock_note: str, generated_at: dat
 
 def run_timeline(args: argparse.Namespace) -> int:
     from harvester.archive.files import write_bytes_atomic  # noqa: PLC0415
-    from harvester.commands.logs import select_sources  # noqa: PLC0415
-    from harvester.logs.events import KINDS  # noqa: PLC0415
+    from harvester.commands.logs import parse_kinds, select_sources  # noqa: PLC0415
     from harvester.logs.parse import ParseStats  # noqa: PLC0415
-    from harvester.logs.pipeline import kind_matches  # noqa: PLC0415
 
-    kinds = [k.strip() for value in args.kind for k in value.split(",") if k.strip()]
-    unknown = [k for k in kinds if not any(kind_matches(known, [k]) for known in KINDS)]
-    if unknown:
-        raise UsageError(f"--kind: unknown kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
+    kinds = parse_kinds(args.kind)
     if args.html.is_dir():
         raise UsageError(f"--html {args.html}: is a folder; give the file to write")
     selection = select_sources(args)
