@@ -463,6 +463,34 @@ def link_still_usable(
     return (expires_at - now).total_seconds() > needed
 
 
+# --------------------------------------------------------------------------- request rate
+#
+# No numeric DCS API limit is published; the API gateway answers 429 with a Retry-After (HWC
+# advises waiting 2-5 s). So the per-project rate starts at ``limits.requests_per_second`` and
+# adapts like TCP's window: halved on a 429 (at most once per :data:`THROTTLE_COOLDOWN`, so one
+# burst of 429s is one cut), then recovered additively, a little each second, back up to the
+# configured rate. A cloud that never throttles is never slowed; one that does is obeyed at once
+# and approached again slowly.
+
+#: One halving per this many seconds, however many requests a burst of 429s answered.
+THROTTLE_COOLDOWN = 2.0
+#: The rate never falls below this share of the configured rate (nor below one request a second).
+RATE_FLOOR_SHARE = 1 / 32
+#: After a cut, the rate grows back by this share of the configured rate each second (20 s
+#: from half back to full).
+RATE_RECOVERY_SHARE = 1 / 40
+
+
+def rate_after_throttle(rate: float, ceiling: float) -> float:
+    """The per-project request rate after a 429: halved, not below the floor."""
+    return max(min(ceiling, max(1.0, ceiling * RATE_FLOOR_SHARE)), rate / 2)
+
+
+def rate_recovered(rate: float, ceiling: float, elapsed: float) -> float:
+    """The rate ``elapsed`` seconds later without a 429: additive increase up to ``ceiling``."""
+    return min(ceiling, rate + max(0.0, elapsed) * ceiling * RATE_RECOVERY_SHARE)
+
+
 # --------------------------------------------------------------------------- one file's attempts
 #
 # The engine's per-file loop (:mod:`harvester.engine.fetch`) links and downloads; after each
