@@ -157,20 +157,36 @@ def requested_days(today: date, query_times: Iterable[int]) -> frozenset[date]:
     return frozenset(today - timedelta(days=n) for qt in query_times for n in range(1, qt + 1))
 
 
-def quiet_evidence(requested: Set[date], ready: Set[date], today: date) -> frozenset[date]:
-    """Requested days that look quiet tonight: no ready file for them by the end of the wait,
+def quiet_evidence(
+    requested: Set[date], ready: Set[date], today: date, *, listed: Set[date] = frozenset()
+) -> frozenset[date]:
+    """Requested days that look quiet tonight: no file for them at all by the end of the wait,
     while the same collections produced a ready file for a LATER requested complete day.
 
     Only requested days count on either side: a file for today (a partial log some clouds list
     after a ``query_time`` > 0 collection) or for a day outside the windows proves nothing about
     the days that were asked for, and neither does a replica that produced nothing at all (its
-    collection may simply not have run).
+    collection may simply not have run). ``listed``: days with a file in any status (not ready
+    yet, failed): such a day produced a log, it is not quiet, it is late.
     """
     produced = {d for d in ready if d in requested and d < today}
     if not produced:
         return frozenset()
     newest = max(produced)
-    return frozenset(d for d in requested if d < newest and d not in ready)
+    return frozenset(d for d in requested if d < newest and d not in ready and d not in listed)
+
+
+def void_evidence(record: PendingDay) -> PendingDay:
+    """A file for the day was listed after all (any status, any collection, any night): the day
+    did produce a log, so every night that called it quiet was a timing accident, not evidence.
+
+    The nights of evidence are dropped and a "no log produced" verdict is withdrawn: the day is
+    collected again. This is what lets one night's wait be short without a short wait ever
+    giving a day up: a file that shows up after the wait ended voids the guess it caused.
+    """
+    if not record.evidence and not record.final:
+        return record
+    return PendingDay(record.key, since=record.since, collections=record.collections, reason=record.reason)
 
 
 def note_missing(
@@ -181,14 +197,19 @@ def note_missing(
     covered: bool,
     evidence: bool,
     reason: str,
+    seen: bool = False,
 ) -> PendingDay:
     """The record of a day still without a file after tonight's run.
 
     ``covered``: one of tonight's collections asked for the day. ``evidence``: tonight is a
-    night of evidence for it (:func:`quiet_evidence`). Nights are run dates, so two runs on one
+    night of evidence for it (:func:`quiet_evidence`). ``seen``: a file for the day was listed
+    tonight (not ready, failed, or not downloaded): earlier evidence is void
+    (:func:`void_evidence`) and tonight is none. Nights are run dates, so two runs on one
     night count once. The day becomes final once :data:`QUIET_NIGHTS` nights agree.
     """
     base = record if record is not None else PendingDay(key, since=night)
+    if seen:
+        base, evidence = void_evidence(base), False
     nights = base.evidence | {night} if evidence else base.evidence
     return PendingDay(
         key,
@@ -236,22 +257,44 @@ class WaitEnd(enum.Enum):
     TIMED_OUT = "timed_out"  # collect.wait_timeout
 
 
-#: Whatever the timings say, a replica's listing must stay unchanged for at least this share of
-#: ``collect.wait_timeout`` before its wait ends with days missing: a first file that comes fast
-#: says little about how long the last one takes.
-SETTLE_SHARE = 0.25
+#: The first listing after a collection request comes this soon (seconds); each later gap is
+#: :data:`POLL_GROWTH` times the one before, up to ``collect.poll_interval``. DCS often has a
+#: replica's file within a second or two (the emulator's default is 1 s), so a fixed 5 s first
+#: look wasted most of a short night; a slow cloud still costs no more than one listing per
+#: ``poll_interval`` per instance once the gaps have grown.
+FIRST_POLL = 0.5
+POLL_GROWTH = 1.5
+
+
+def poll_delay(polls: int, cap: float) -> float:
+    """Seconds to wait before the next listing, after ``polls`` listings since the request:
+    0.5, 0.75, 1.1, 1.7, ... capped at ``cap`` (``collect.poll_interval``)."""
+    return min(cap, FIRST_POLL * POLL_GROWTH ** min(max(polls, 0), 64))
+
+
+#: A replica's listing must stay unchanged at least this long (seconds) before its wait ends
+#: with days missing, however fast its files came ...
+SETTLE_FLOOR = 2.0
+#: ... and at least this many times the longest interval seen (request to first file, file to
+#: file, or the slowest collection this run saw finish).
+SETTLE_FACTOR = 3.0
 
 
 def settle_period(
-    changes: Sequence[float], started: float, slowest: float | None, poll: float, wait_timeout: float
+    changes: Sequence[float], started: float, slowest: float | None, poll: float
 ) -> float | None:
     """How long a replica's listing must stay unchanged before tonight's wait for it ends.
 
-    Twice the longest interval seen so far (from the request to its first file, and between
-    its files: files that trickle in are waited for), and twice the slowest collection this run
-    has seen finish; at least :data:`SETTLE_SHARE` of ``wait_timeout`` and three polls.
-    ``None`` while there is nothing to measure: then only a complete listing or
-    ``wait_timeout`` ends the wait (a cloud whose first file takes long is waited for).
+    :data:`SETTLE_FACTOR` times the longest interval seen so far (from the request to its first
+    file, and between its files: files that trickle in are waited for), or the slowest
+    collection this run has seen finish; at least :data:`SETTLE_FLOOR` and two polls (``poll``:
+    the current gap between listings). ``None`` while there is nothing to measure: then only a
+    complete listing or ``wait_timeout`` ends the wait (a cloud whose first file takes long is
+    waited for).
+
+    Short on purpose: ending a wait gives nothing up. A day still missing stays pending and is
+    collected again; the quiet-day evidence it may record is voided if its file shows up later
+    (:func:`void_evidence`), so a wait that was too short costs a night, never a day.
     """
     times = [started, *changes]
     gaps = [b - a for a, b in itertools.pairwise(times)]
@@ -259,7 +302,7 @@ def settle_period(
         gaps.append(slowest)
     if not gaps:
         return None
-    return max(3 * poll, SETTLE_SHARE * wait_timeout, 2 * max(gaps))
+    return max(SETTLE_FLOOR, 2 * poll, SETTLE_FACTOR * max(gaps))
 
 
 def wait_end(
@@ -281,7 +324,7 @@ def wait_end(
     """
     if wanted <= final_days:
         return WaitEnd.COMPLETE
-    settle = settle_period(changes, started, slowest, poll, wait_timeout)
+    settle = settle_period(changes, started, slowest, poll)
     last = changes[-1] if changes else started
     if settle is not None and now - last >= settle:
         return WaitEnd.SETTLED
@@ -418,6 +461,34 @@ def link_still_usable(
     """
     needed = margin + max(0, expected_bytes) / rate
     return (expires_at - now).total_seconds() > needed
+
+
+# --------------------------------------------------------------------------- request rate
+#
+# No numeric DCS API limit is published; the API gateway answers 429 with a Retry-After (HWC
+# advises waiting 2-5 s). So the per-project rate starts at ``limits.requests_per_second`` and
+# adapts like TCP's window: halved on a 429 (at most once per :data:`THROTTLE_COOLDOWN`, so one
+# burst of 429s is one cut), then recovered additively, a little each second, back up to the
+# configured rate. A cloud that never throttles is never slowed; one that does is obeyed at once
+# and approached again slowly.
+
+#: One halving per this many seconds, however many requests a burst of 429s answered.
+THROTTLE_COOLDOWN = 2.0
+#: The rate never falls below this share of the configured rate (nor below one request a second).
+RATE_FLOOR_SHARE = 1 / 32
+#: After a cut, the rate grows back by this share of the configured rate each second (20 s
+#: from half back to full).
+RATE_RECOVERY_SHARE = 1 / 40
+
+
+def rate_after_throttle(rate: float, ceiling: float) -> float:
+    """The per-project request rate after a 429: halved, not below the floor."""
+    return max(min(ceiling, max(1.0, ceiling * RATE_FLOOR_SHARE)), rate / 2)
+
+
+def rate_recovered(rate: float, ceiling: float, elapsed: float) -> float:
+    """The rate ``elapsed`` seconds later without a 429: additive increase up to ``ceiling``."""
+    return min(ceiling, rate + max(0.0, elapsed) * ceiling * RATE_RECOVERY_SHARE)
 
 
 # --------------------------------------------------------------------------- one file's attempts

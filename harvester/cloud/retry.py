@@ -25,7 +25,7 @@ import anyio
 import stamina
 
 from harvester.errors import Action, classify
-from harvester.plan import MAX_RETRY_AFTER
+from harvester.plan import MAX_RETRY_AFTER, THROTTLE_COOLDOWN, rate_after_throttle, rate_recovered
 
 T = TypeVar("T")
 
@@ -117,7 +117,9 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
-        self._rate = rate
+        self._ceiling = rate
+        self._rate = rate  # adapts: halved on a 429, recovered slowly (plan.rate_after_throttle)
+        self._last_cut = -float("inf")
         self._capacity = burst if burst is not None else max(1.0, rate)
         self._clock = clock
         self._sleep = sleep
@@ -126,8 +128,21 @@ class RateLimiter:
         self._paused_until = 0.0
         self._lock = anyio.Lock()
 
+    @property
+    def rate(self) -> float:
+        """The current rate (requests per second), after throttling and recovery."""
+        return self._rate
+
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def throttled(self, retry_after: float) -> None:
+        """A 429: pause the project for ``retry_after`` and halve its rate (once per burst)."""
+        now = self._clock()
+        self.pause(retry_after)
+        if now - self._last_cut >= THROTTLE_COOLDOWN:
+            self._last_cut = now
+            self._rate = rate_after_throttle(self._rate, self._ceiling)
 
     async def acquire(self) -> None:
         async with self._lock:
@@ -136,7 +151,9 @@ class RateLimiter:
                 if now < self._paused_until:
                     await self._sleep(self._paused_until - now)
                     continue
-                self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+                elapsed = now - self._updated
+                self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
+                self._rate = rate_recovered(self._rate, self._ceiling, elapsed)
                 self._updated = now
                 if self._tokens >= 1.0 - _ROUNDING:
                     self._tokens = max(0.0, self._tokens - 1.0)
@@ -164,7 +181,7 @@ async def call_with_retry(
             return False
         kind, wait = decided
         if kind == "throttled" and limiter is not None:
-            limiter.pause(wait)
+            limiter.throttled(wait)
         if on_retry is not None:
             on_retry(RetryEvent(what, kind, budget.spent[kind], wait, str(exc)))
         return wait

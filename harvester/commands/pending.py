@@ -79,14 +79,42 @@ class DayLedger:
                 reason=reason,
             )
 
-    def note(self, key: ArchiveKey, *, covered: bool, evidence: bool, reason: str) -> PendingDay:
+    def note(
+        self, key: ArchiveKey, *, covered: bool, evidence: bool, reason: str, seen: bool = False
+    ) -> PendingDay:
         """Tonight's news about a day still without a file (see :func:`plan.note_missing`)."""
         record = plan.note_missing(
-            self.records.get(key), key, self.today, covered=covered, evidence=evidence, reason=reason
+            self.records.get(key),
+            key,
+            self.today,
+            covered=covered,
+            evidence=evidence,
+            reason=reason,
+            seen=seen,
         )
         if key.day != self.today:  # today is not over: nothing to remember about it
             self.records[key] = record
         return record
+
+    def saw(self, listed: Sequence[LogFile], replicas: Sequence[Replica]) -> None:
+        """Days with a file in a listing (any status, from any collection, e.g. one that came
+        after last night's wait ended) produced a log: their quiet-day evidence is void
+        (:func:`plan.void_evidence`), a "no log produced" verdict included."""
+        for lf in listed:
+            for replica in replicas:
+                if not replica.owns(lf.key):
+                    continue
+                key = record_key(self.target, replica, lf.day)
+                record = self.records.get(key)
+                if record is not None:
+                    voided = plan.void_evidence(record)
+                    if voided is not record:
+                        self.records[key] = voided
+                        log.info(
+                            "harvest.day_evidence_void",
+                            replica=key.replication_ip or "-",
+                            day=lf.day.isoformat(),
+                        )
 
     def note_days(self, need: Need, reason: str) -> None:
         for replica, days in need.items():
@@ -122,7 +150,7 @@ class DayLedger:
             requested = plan.requested_days(self.today, requests.get(replica, ())) if ran else frozenset()
             mine = [lf for lf in listed if replica.owns(lf.key)]
             ready = {lf.day for lf in mine if plan.classify_status(lf.status) == "ready"}
-            evidence = plan.quiet_evidence(requested, ready, self.today)
+            evidence = plan.quiet_evidence(requested, ready, self.today, listed={lf.day for lf in mine})
             for day in days:
                 if (replica, day) in fetching:
                     continue
@@ -138,7 +166,9 @@ class DayLedger:
                 else:
                     short = cause = "no file listed"
                 key = record_key(self.target, replica, day)
-                record = self.note(key, covered=day in requested, evidence=day in evidence, reason=short)
+                record = self.note(
+                    key, covered=day in requested, evidence=day in evidence, reason=short, seen=bool(statuses)
+                )
                 if record.final:
                     outcome, reason = Outcome.NO_LOG, plan.no_log_reason(record)
                 elif "failed" in statuses:
@@ -177,4 +207,6 @@ class DayLedger:
             if result.outcome is Outcome.ARCHIVED:
                 self.records.pop(key, None)
             else:
-                self.note(key, covered=True, evidence=False, reason=f"download failed: {result.reason}")
+                self.note(
+                    key, covered=True, evidence=False, reason=f"download failed: {result.reason}", seen=True
+                )

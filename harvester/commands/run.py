@@ -161,6 +161,7 @@ class Nightly:
         records = ledger.records
         if not self.options.dry_run:
             ledger.expire()
+            ledger.saw(items, replicas)  # a file that came after an earlier wait voids its evidence
             self.updates[(target.project_id, target.instance_id)] = records
         need: Need = {}
         for replica in replicas:

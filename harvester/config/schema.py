@@ -375,10 +375,11 @@ class LimitsSettings(_Model):
         "requested inside its slot).",
     )
     requests_per_second: float = Field(
-        default=20.0,
+        default=100.0,
         gt=0,
-        description="DCS requests per second for EACH project, not overall (one token bucket per project; "
-        "retries are paced too, and a 429 pauses that project for its Retry-After).",
+        description="Highest DCS request rate for EACH project, not overall (one token bucket per project; "
+        "retries are paced too). It adapts: a 429 pauses that project for its Retry-After and halves its "
+        "rate, which then recovers slowly (by 1/40 of this value a second) back up to it.",
     )
     retry_attempts: int = Field(
         default=6, ge=1, description="Tries of one API call on 5xx answers and connection errors ..."
@@ -422,7 +423,11 @@ class CollectSettings(_Model):
         "missing then stay pending for the next run.",
     )
     poll_interval: float = Field(
-        default=5.0, gt=0, description="Seconds between listings of an instance's run logs while waiting."
+        default=5.0,
+        gt=0,
+        description="Longest gap in seconds between listings of an instance's run logs while waiting: "
+        "the first listing comes 0.5 s after the request, each later gap is 1.5 times the one before, "
+        "up to this.",
     )
 
     @field_validator("days")

@@ -83,23 +83,27 @@ class Collector:
 
         A replica's wait ends when a final file of this run's collections is listed for every
         day in ``requested``, when its part of the listing has stopped changing for the settle
-        period, or at ``collect.wait_timeout``. ``before`` are the log ids listed before the
-        collections; ``replicas`` all of the instance's, so that every listed file is attached
-        to its owner.
+        period, or at ``collect.wait_timeout``. The listing is polled on :func:`plan.poll_delay`'s
+        schedule: soon after the request, then less and less often. ``before`` are the log ids
+        listed before the collections; ``replicas`` all of the instance's, so that every listed
+        file is attached to its owner.
         """
         core = self._core
         settings = core.settings.collect
         waiting = dict(requested)
         core.progress.waiting(len(waiting))
         started = time.monotonic()
-        poll = settings.poll_interval
+        polls = 0
         seen: dict[Replica, frozenset[tuple[str, str]]] = {}
         changes: dict[Replica, list[float]] = {r: [] for r in waiting}
         ended: dict[Replica, plan.WaitEnd] = {}
         items: list[LogFile] = []
         try:
             while waiting:
+                # Short first looks, then longer gaps up to poll_interval (plan.poll_delay).
+                poll = plan.poll_delay(polls, settings.poll_interval)
                 await anyio.sleep(poll)
+                polls += 1
                 items = await self.listing(target, replicas)
                 fresh = [lf for lf in items if lf.log_id not in before]
                 now = time.monotonic()

@@ -100,6 +100,40 @@ async def test_files_that_appear_late_stay_pending_and_are_archived_when_they_ap
     assert _state(root) == {}
 
 
+async def test_files_that_come_after_each_nights_wait_are_never_given_up(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    """Older days' files always listed after the (short) wait: pending every night, never `no log
+    produced`, archived the night they arrive within the wait."""
+    emu = await _cloud(emulator_factory, start_days_ago=6)
+    settings = settings_for(emu, tmp_path, auth="password", extra={"collect": {"wait_timeout": 30}})
+    prompt = settings_for(emu, tmp_path, auth="password", extra={"collect": {"wait_timeout": PATIENT}})
+    root = settings.archive.root
+    assert code_of(await night(prompt, emu)) == 0  # six nights ago: days -13..-7
+
+    emu.clock.advance(3 * DAY)
+    emu.config.collect_stagger = 60.0  # yesterday's file at once, each day further back a minute later
+    for n in range(3):
+        summary = await night(settings, emu)
+        assert code_of(summary) == 0, [f.reason for f in _by(summary, Outcome.FAILED)]
+        assert not _by(summary, Outcome.NO_LOG), "a day whose file came late was given up"
+        back = 3 - n  # the emulator's today is `back` days before TODAY
+        assert {f.day for f in _by(summary, Outcome.ARCHIVED)} == {day(back + 1)}
+        assert {f.day for f in _by(summary, Outcome.PENDING)} == {day(5), day(6)}  # each night older
+        # last night's late files are listed by now: their evidence is void, tonight's is one night
+        assert all(len(r["evidence"]) <= 1 for r in _state(root).values())
+        emu.clock.advance(DAY)
+
+    emu.config.collect_stagger = 0.0  # tonight they come within the wait
+    last = await night(prompt, emu)
+    assert code_of(last) == 0
+    assert not _by(last, Outcome.PENDING)
+    assert not _by(last, Outcome.NO_LOG)
+    everything = {(i, g, ip, day(n).isoformat()) for i, g, ip in _replicas(emu) for n in range(1, 14)}
+    assert keys_of(root) == everything, "a day was lost"
+    assert _state(root) == {}
+
+
 async def test_todays_unrequested_file_is_no_evidence_of_a_quiet_day(
     emulator_factory: EmulatorFactory, tmp_path: Path
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, timedelta
 
 import pytest
@@ -130,31 +131,72 @@ def test_the_wait_ends_when_every_wanted_day_has_a_final_file() -> None:
 
 
 def test_files_that_trickle_in_are_waited_for() -> None:
-    """After the first file, the wait lasts twice the longest gap seen since the request."""
-    # Request at 0, a file at 20: settle is 40 s after the last change (more than 25 s, a quarter).
-    assert wait(final_days={day(1)}, changes=[20.0], now=59.0) is None
-    assert wait(final_days={day(1)}, changes=[20.0], now=60.0) is plan.WaitEnd.SETTLED
-    # A second file 30 s after the first stretches the settle period to 60 s.
-    two = {"final_days": {day(1)}, "changes": [20.0, 50.0], "wait_timeout": 200.0}
-    assert wait(now=109.0, **two) is None
-    assert wait(now=110.0, **two) is plan.WaitEnd.SETTLED
+    """After the first file, the wait lasts three times the longest gap seen since the request."""
+    # Request at 0, a file at 20: settle is 60 s after the last change.
+    assert wait(final_days={day(1)}, changes=[20.0], now=79.0, wait_timeout=200.0) is None
+    assert wait(final_days={day(1)}, changes=[20.0], now=80.0, wait_timeout=200.0) is plan.WaitEnd.SETTLED
+    # A second file 30 s after the first stretches the settle period to 90 s.
+    two = {"final_days": {day(1)}, "changes": [20.0, 50.0], "wait_timeout": 300.0}
+    assert wait(now=139.0, **two) is None
+    assert wait(now=140.0, **two) is plan.WaitEnd.SETTLED
 
 
-def test_a_fast_first_file_does_not_end_the_wait_early() -> None:
-    """However fast the first file came, a quarter of wait_timeout passes before giving up tonight."""
-    assert wait(final_days={day(1)}, changes=[0.1], now=25.0) is None
-    assert wait(final_days={day(1)}, changes=[0.1], now=25.1) is plan.WaitEnd.SETTLED
+def test_a_fast_first_file_ends_a_quiet_replicas_wait_after_the_small_floor() -> None:
+    """A fast first file: the wait ends after SETTLE_FLOOR, not a share of wait_timeout (issue 10)."""
+    assert wait(final_days={day(1)}, changes=[0.1], now=0.1 + plan.SETTLE_FLOOR - 0.01) is None
+    assert wait(final_days={day(1)}, changes=[0.1], now=0.1 + plan.SETTLE_FLOOR) is plan.WaitEnd.SETTLED
 
 
 def test_a_replica_with_nothing_waits_for_the_run_yardstick_or_the_timeout() -> None:
-    """No file and nothing to compare with: only wait_timeout ends it; else twice the slowest."""
+    """No file and nothing to compare with: only wait_timeout ends it; else three times the slowest."""
     assert wait(now=99.0) is None
     assert wait(now=100.0) is plan.WaitEnd.TIMED_OUT
-    assert wait(now=79.9, slowest=40.0) is None
-    assert wait(now=80.0, slowest=40.0) is plan.WaitEnd.SETTLED
+    assert wait(now=59.9, slowest=20.0) is None
+    assert wait(now=60.0, slowest=20.0) is plan.WaitEnd.SETTLED
 
 
 @pytest.mark.parametrize("poll", [0.5, 5.0])
-def test_the_settle_period_is_at_least_three_polls(poll: float) -> None:
-    """A very fast first file does not end the wait before a few polls have looked."""
-    assert plan.settle_period([0.01], 0.0, None, poll, 1.0) == 3 * poll
+def test_the_settle_period_is_at_least_two_polls_and_the_floor(poll: float) -> None:
+    """A very fast first file does not end the wait before a couple of polls have looked."""
+    assert plan.settle_period([0.01], 0.0, None, poll) == max(plan.SETTLE_FLOOR, 2 * poll)
+
+
+def test_the_listing_is_polled_soon_then_less_often_up_to_the_poll_interval() -> None:
+    """Polls start at FIRST_POLL, grow by POLL_GROWTH, never exceed collect.poll_interval."""
+    delays = [plan.poll_delay(n, 5.0) for n in range(12)]
+    assert delays[0] == plan.FIRST_POLL
+    assert delays[1] == pytest.approx(plan.FIRST_POLL * plan.POLL_GROWTH)
+    assert all(a <= b for a, b in itertools.pairwise(delays))
+    assert delays[-1] == 5.0
+    assert max(delays) == 5.0
+    assert plan.poll_delay(0, 0.05) == 0.05  # a poll_interval below the first poll caps it too
+    assert plan.poll_delay(10_000, 5.0) == 5.0  # no overflow however long the wait
+
+
+def test_a_day_with_a_late_or_unfinished_file_is_not_quiet() -> None:
+    """A requested day listed in any status (not ready yet, failed) is late, not quiet."""
+    requested = plan.requested_days(TODAY, (3,))
+    assert plan.quiet_evidence(requested, {day(1)}, TODAY) == {day(2), day(3)}
+    assert plan.quiet_evidence(requested, {day(1)}, TODAY, listed={day(1), day(3)}) == {day(2)}
+
+
+def test_a_file_that_shows_up_later_voids_the_evidence_and_the_verdict() -> None:
+    """Evidence nights and a final verdict are dropped once the day's file is listed after all."""
+    k = key(3)
+    once = plan.note_missing(None, k, day(1), covered=True, evidence=True, reason="no file listed")
+    assert once.evidence == {day(1)}
+    assert not once.final
+    voided = plan.void_evidence(once)
+    assert voided.evidence == frozenset()
+    assert not voided.final
+    assert (voided.since, voided.collections) == (once.since, once.collections)
+    final = plan.note_missing(once, k, TODAY, covered=True, evidence=True, reason="no file listed")
+    assert final.final
+    assert not plan.void_evidence(final).final
+    # seen tonight: the old night is void and tonight is no evidence either
+    seen = plan.note_missing(once, k, TODAY, covered=True, evidence=True, reason="not ready", seen=True)
+    assert seen.evidence == frozenset()
+    assert not seen.final
+    assert seen.collections == 2
+    clean = plan.PendingDay(k, since=day(1))
+    assert plan.void_evidence(clean) is clean

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 import stamina
 
+from harvester import plan
 from harvester.cloud.retry import (
     Budget,
     RateLimiter,
@@ -150,3 +151,41 @@ def test_error_retries_stop_at_the_policy_timeout() -> None:
     budget = Budget(RetryPolicy(attempts=10, timeout=60.0), started=0.0)
     assert next_wait(TransportError("reset"), budget, now=59.0, jitter=0.0) == ("error", 0.5)
     assert next_wait(TransportError("reset"), budget, now=61.0, jitter=0.0) is None
+
+
+def test_a_429_halves_the_rate_once_per_burst_and_it_recovers_slowly() -> None:
+    """AIMD: a throttled project's rate is halved (one cut per burst of 429s), then grows back."""
+    clock = FakeTime()
+    limiter = clock.limiter(100.0)
+    limiter.throttled(3.0)
+    assert limiter.rate == 50.0
+    limiter.throttled(3.0)  # the same burst: no second cut
+    assert limiter.rate == 50.0
+    clock.now += plan.THROTTLE_COOLDOWN
+    limiter.throttled(3.0)
+    assert limiter.rate == 25.0
+
+
+def test_the_adaptive_rate_has_a_floor_and_a_ceiling() -> None:
+    """Halving stops at the floor; recovery stops at the configured rate."""
+    rate = 100.0
+    for _ in range(20):
+        rate = plan.rate_after_throttle(rate, 100.0)
+    assert rate == pytest.approx(100.0 * plan.RATE_FLOOR_SHARE)
+    assert plan.rate_after_throttle(1.0, 2.0) == 1.0  # never below one request a second
+    assert plan.rate_recovered(50.0, 100.0, 1.0) == pytest.approx(50.0 + 100.0 * plan.RATE_RECOVERY_SHARE)
+    assert plan.rate_recovered(50.0, 100.0, 1e6) == 100.0
+    assert plan.rate_recovered(50.0, 100.0, -1.0) == 50.0
+
+
+async def test_a_throttled_limiter_paces_slower_then_recovers() -> None:
+    """After a 429 the pause is honoured and requests come at the halved rate, then faster again."""
+    clock = FakeTime()
+    limiter = clock.limiter(20.0, burst=1.0)
+    await limiter.acquire()
+    limiter.throttled(1.0)
+    start = clock()
+    await limiter.acquire()
+    assert clock() - start >= 1.0  # the Retry-After pause
+    assert limiter.rate > 10.0  # recovered a little while paused
+    assert limiter.rate < 20.0
