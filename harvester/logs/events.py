@@ -14,6 +14,10 @@ replica (a *lane*: instance, shard, replica):
 
 Any other ``#`` (warning) line stays visible as a ``warning`` event, except the known benign
 ones in :data:`BENIGN` and the lines of a crash report after its ``crash`` event.
+
+Longer than our usual 400 lines on purpose: the per-lane state machine that derives events
+across lines (roles, failovers, storms, unclean restarts) only reads well in one piece; the
+one-line message table it consults is already apart, in :mod:`harvester.logs.rules`.
 """
 
 from __future__ import annotations
