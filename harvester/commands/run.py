@@ -34,6 +34,7 @@ from harvester.archive.state import InstanceKey, PendingDays, instance_of, prune
 from harvester.commands.finish import finish, report_problems
 from harvester.commands.pending import DayLedger, Need, day_result
 from harvester.engine import Collected, Destination, Engine
+from harvester.engine.fetch import Feed
 from harvester.errors import EXIT_OK, HarvesterError, exit_code, is_fatal
 from harvester.models import ArchiveKey, LogFile, Outcome, Replica, RunSummary, Target
 from harvester.plan import PendingDay
@@ -186,59 +187,104 @@ class Nightly:
         # (an incident bundle, --include-today) lists as `succeed` with part of the log. So with
         # collection on, only files this run collected, after their day ended, are downloaded;
         # with it off, what DCS lists is all there is.
-        collected: Collected | None = None
-        try:
-            if not settings.collect.enabled:
-                listed = items
-            elif any(requests.values()):
-                before = {lf.log_id for lf in items}
-                posts = [(r, qt) for r, query_times in requests.items() for qt in query_times]
-
-                async def post(request: tuple[Replica, int]) -> None:
-                    await engine.collector.request(*request)
-
-                await engine.for_each(posts, post)
-                wanted_now = {r: frozenset(need[r]) for r, q in requests.items() if q}
-                collected = await engine.collector.wait(target, wanted_now, before, replicas=replicas)
-                listed = [lf for lf in collected.items if lf.log_id not in before]
-            else:
-                listed = []
-        except anyio.get_cancelled_exc_class():
-            # Stopped while DCS was collecting: every needed day still gets its one outcome.
-            reason = "run interrupted while waiting for DCS to collect"
-            ledger.not_collected(need, reason, Outcome.CANCELLED, remember=False)
-            raise
-        except HarvesterError as exc:
-            if not is_fatal(exc):  # the instance failure is reported by the caller
-                ledger.note_days(need, f"collection failed: {exc}")
-            raise
-
+        #
+        # A file is handed to the fetcher at the first poll that lists it `succeed`, while the
+        # other replicas (and days) are still waited for; the days' outcomes are decided once the
+        # whole wait is over, from the last listing and every file handed on the way.
         wanted_days = {d for days in need.values() for d in days} | self._all_complete_days()
-        chosen = plan.select_downloads(
-            listed,
-            self.archived,
-            self.today,
-            include_today=self.options.include_today,
-            wanted_days=wanted_days,
-        )
-        if self.options.repair is not None:
-            chosen = [lf for lf in chosen if lf.key in self.options.repair]
+        handed: dict[ArchiveKey, LogFile] = {}
+        failure: list[HarvesterError] = []
+
+        def ready(listed: Sequence[LogFile]) -> list[LogFile]:
+            chosen = plan.select_downloads(
+                listed,
+                self.archived,
+                self.today,
+                include_today=self.options.include_today,
+                wanted_days=wanted_days,
+            )
+            if self.options.repair is not None:
+                chosen = [lf for lf in chosen if lf.key in self.options.repair]
+            return [lf for lf in chosen if lf.key not in handed]
+
+        async def collect_and_hand(feed: Feed) -> dict[tuple[Replica, date], LogFile]:
+            def hand(listed: Sequence[LogFile]) -> None:
+                new = ready(listed)
+                handed.update((lf.key, lf) for lf in new)
+                feed((lf, self._destination(target, lf)) for lf in new)
+
+            collected: Collected | None = None
+            try:
+                if not settings.collect.enabled:
+                    listed = items
+                elif any(requests.values()):
+                    before = {lf.log_id for lf in items}
+                    posts = [(r, qt) for r, query_times in requests.items() for qt in query_times]
+
+                    async def post(request: tuple[Replica, int]) -> None:
+                        await engine.collector.request(*request)
+
+                    await engine.for_each(posts, post)
+                    wanted_now = {r: frozenset(need[r]) for r, q in requests.items() if q}
+                    collected = await engine.collector.wait(
+                        target,
+                        wanted_now,
+                        before,
+                        replicas=replicas,
+                        on_poll=lambda now: hand([lf for lf in now if lf.log_id not in before]),
+                    )
+                    listed = [lf for lf in collected.items if lf.log_id not in before]
+                else:
+                    listed = []
+            except anyio.get_cancelled_exc_class():
+                # Stopped while DCS was collecting: every needed day still gets its one outcome
+                # (a day whose file was already handed gets that file's).
+                reason = "run interrupted while waiting for DCS to collect"
+                ledger.not_collected(self._unhanded(need, handed), reason, Outcome.CANCELLED, remember=False)
+                raise
+            except HarvesterError as exc:
+                if is_fatal(exc):
+                    raise
+                # The instance failure is reported by the caller once the files already handed
+                # are done: what was ready is archived, not thrown away with the wait.
+                ledger.note_days(self._unhanded(need, handed), f"collection failed: {exc}")
+                failure.append(exc)
+                return self._fetching(need, handed)
+
+            hand(listed)
+            fetching = self._fetching(need, handed)
+            ledger.report_unavailable(
+                need=need,
+                requests=requests,
+                listed=listed,
+                fetching=fetching,
+                collected=collected,
+                collect=settings.collect,
+            )
+            self._report_present(target, set(handed))
+            return fetching
+
+        fetching, results = await engine.fetcher.fetch_fed(collect_and_hand)
+        ledger.note_fetched(fetching, results)
+        if failure:
+            raise failure[0]
+
+    @staticmethod
+    def _fetching(need: Need, handed: dict[ArchiveKey, LogFile]) -> dict[tuple[Replica, date], LogFile]:
+        """The needed replica-days that have a file handed to the fetcher, and that file."""
         fetching: dict[tuple[Replica, date], LogFile] = {}
-        for lf in chosen:
+        for lf in handed.values():
             owner = next((r for r in need if r.owns(lf.key) and lf.day in need[r]), None)
             if owner is not None:
                 fetching[(owner, lf.day)] = lf
-        ledger.report_unavailable(
-            need=need,
-            requests=requests,
-            listed=listed,
-            fetching=fetching,
-            collected=collected,
-            collect=settings.collect,
-        )
-        self._report_present(target, {lf.key for lf in chosen})
-        results = await engine.fetcher.fetch_all((lf, self._destination(target, lf)) for lf in chosen)
-        ledger.note_fetched(fetching, results)
+        return fetching
+
+    @classmethod
+    def _unhanded(cls, need: Need, handed: dict[ArchiveKey, LogFile]) -> Need:
+        """``need`` without the days whose file is already with the fetcher (it has its outcome)."""
+        fetching = cls._fetching(need, handed)
+        out = {r: [d for d in days if (r, d) not in fetching] for r, days in need.items()}
+        return {r: days for r, days in out.items() if days}
 
     @staticmethod
     def _destination(target: Target, lf: LogFile) -> Destination:

@@ -9,7 +9,7 @@ tonight's wait lasts: whatever is still missing when it ends is the caller's to 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import date
 
@@ -78,6 +78,7 @@ class Collector:
         before: set[str],
         *,
         replicas: Sequence[Replica],
+        on_poll: Callable[[list[LogFile]], None] | None = None,
     ) -> Collected:
         """Poll the listing until each replica's wait ends (see :func:`plan.wait_end`).
 
@@ -86,7 +87,8 @@ class Collector:
         period, or at ``collect.wait_timeout``. The listing is polled on :func:`plan.poll_delay`'s
         schedule: soon after the request, then less and less often. ``before`` are the log ids
         listed before the collections; ``replicas`` all of the instance's, so that every listed
-        file is attached to its owner.
+        file is attached to its owner. ``on_poll`` sees each listing as it comes, so that files
+        already ready can be downloaded while other replicas are still waited for.
         """
         core = self._core
         settings = core.settings.collect
@@ -105,6 +107,8 @@ class Collector:
                 await anyio.sleep(poll)
                 polls += 1
                 items = await self.listing(target, replicas)
+                if on_poll is not None:
+                    on_poll(items)
                 fresh = [lf for lf in items if lf.log_id not in before]
                 now = time.monotonic()
                 for replica, wanted in list(waiting.items()):

@@ -10,9 +10,10 @@ when a signal lands at that moment.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import TypeVar
 
 import anyio
 import structlog
@@ -26,6 +27,7 @@ from harvester.errors import HarvesterError, StorageError, TransportError
 from harvester.models import ArchivedFile, FileResult, LogFile, Outcome, SignedLink
 
 log = structlog.get_logger("harvester")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,10 @@ class Destination:
 
     folder: str
     relpath: PurePosixPath
+
+
+#: How a producer hands files (and where each goes) to :meth:`Fetcher.fetch_fed`.
+Feed = pool.Feed[tuple[LogFile, Destination]]
 
 
 class Fetcher:
@@ -52,9 +58,22 @@ class Fetcher:
 
         Files a signal stopped before they started are still accounted for, as cancelled.
         """
-        core = self._core
         items = list(work)
-        core.progress.files_planned(len(items))
+
+        async def all_at_once(feed: Feed) -> None:
+            feed(items)
+
+        _, results = await self.fetch_fed(all_at_once)
+        return results
+
+    async def fetch_fed(self, produce: Callable[[Feed], Awaitable[R]]) -> tuple[R, list[FileResult]]:
+        """Download the files ``produce`` hands in while it runs (e.g. while DCS still collects
+        other replicas' files): each starts as soon as it is fed, not when ``produce`` is done.
+
+        Returns ``produce``'s result and every fed file's result, once all are done. Files a
+        signal (or ``produce``'s failure) stopped before they started are recorded as cancelled.
+        """
+        core = self._core
         lim = core.settings.limits
         workers = max(2 * lim.per_instance_concurrency, lim.download_concurrency)
         results: list[FileResult] = []
@@ -68,8 +87,17 @@ class Fetcher:
                     FileResult.of(lf, Outcome.CANCELLED, reason="run stopped before this file started")
                 )
 
-        await pool.run(items, one, limit=workers, unstarted=unstarted)
-        return results
+        async def counted(feed: Feed) -> R:
+            def planned(items: Iterable[tuple[LogFile, Destination]]) -> None:
+                batch = list(items)
+                if batch:
+                    core.progress.files_planned(len(batch))
+                    feed(batch)
+
+            return await produce(planned)
+
+        outcome = await pool.run_fed(counted, one, limit=workers, unstarted=unstarted)
+        return outcome, results
 
     async def _fetch_bound(self, lf: LogFile, dest: Destination) -> FileResult:
         with structlog.contextvars.bound_contextvars(

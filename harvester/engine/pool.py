@@ -7,10 +7,15 @@ escapes ``fn`` stops the other workers, and the caller then sees our own error r
 exception group (:func:`harvester.errors.expected_failure`) so that it can handle it by type.
 Items no worker reached are handed to ``unstarted``: a file a signal stopped before it started
 still gets its outcome.
+
+:func:`run_fed` is the same pool for items that are not all known up front: a producer (waiting
+for DCS to collect) hands items in as they turn up, and workers start on them at once while the
+producer keeps going, in the same task group.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TypeVar
 
@@ -19,6 +24,10 @@ import anyio
 from harvester.errors import expected_failure
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+#: What a producer of :func:`run_fed` calls to hand items to the workers.
+Feed = Callable[[Iterable[T]], None]
 
 
 async def run(
@@ -49,3 +58,53 @@ async def run(
         if failure is not None:
             raise failure from exc
         raise
+
+
+async def run_fed(
+    produce: Callable[[Feed[T]], Awaitable[R]],
+    fn: Callable[[T], Awaitable[None]],
+    *,
+    limit: int,
+    unstarted: Callable[[Iterator[T]], None] | None = None,
+) -> R:
+    """Run ``produce`` and, alongside it, ``fn`` over every item it feeds, ``limit`` at a time.
+
+    Workers are started only as items arrive (a worker with nothing queued ends), so a producer
+    that feeds little costs little. Returns ``produce``'s result once every fed item is done.
+    If ``produce`` raises, the workers are stopped like :func:`run`'s: what none of them reached
+    goes to ``unstarted``, and an expected failure comes out as itself, not as a group.
+    """
+    queue: deque[T] = deque()
+    workers = 0
+    starting = 0  # workers spawned that have not taken an item yet
+
+    async def worker() -> None:
+        nonlocal workers, starting
+        starting -= 1
+        try:
+            while queue:
+                await fn(queue.popleft())
+        finally:
+            workers -= 1
+
+    try:
+        async with anyio.create_task_group() as tg:
+
+            def feed(items: Iterable[T]) -> None:
+                nonlocal workers, starting
+                queue.extend(items)
+                while workers < limit and starting < len(queue):
+                    workers += 1
+                    starting += 1
+                    tg.start_soon(worker)
+
+            result = await produce(feed)
+    except BaseException as exc:
+        if unstarted is not None:
+            unstarted(iter(queue))
+        queue.clear()
+        failure = expected_failure(exc) if isinstance(exc, BaseExceptionGroup) else None
+        if failure is not None:
+            raise failure from exc
+        raise
+    return result
