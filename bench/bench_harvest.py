@@ -298,8 +298,8 @@ def configure_logging(level: str, trace: Trace) -> Any:
     """The harvester's own JSON logging, rendered to /dev/null, with the trace processor in front."""
     devnull = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
     logsetup.configure("json", level, stream=devnull)
-    processors = list(structlog.get_config()["processors"])
-    structlog.configure(processors=[trace.processor, *processors])
+    # In place: loggers cached by structlog hold this very list.
+    structlog.get_config()["processors"].insert(0, trace.processor)
     return devnull
 
 

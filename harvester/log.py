@@ -3,6 +3,15 @@
 Redaction is a processor at the end of the chain, so it applies to every event whatever
 code emitted it: values equal to a registered secret become ``***`` and any URL keeps
 only scheme, host and path (a signed OBS link's query string is a bearer credential).
+
+A call below the configured level costs next to nothing: the loggers are structlog's filtering
+loggers (:func:`structlog.make_filtering_bound_logger`, whose filtered methods are a bare
+``return None``), and each module-level ``structlog.get_logger()`` proxy assembles its logger once
+(``cache_logger_on_first_use``) instead of on every call. Caching would freeze what a logger was
+built with, so everything it holds stays the same object for the life of the process and
+:func:`configure` changes it in place: the processor list, the output stream (a forwarding
+object) and the level (the methods of one wrapper class). A later :func:`configure` (the CLI's,
+a test's) therefore still applies to loggers cached before it.
 """
 
 from __future__ import annotations
@@ -86,6 +95,40 @@ class _CurrentStderr:
         return sys.stderr.isatty()
 
 
+class _Output:
+    """The one stream every cached logger writes to; :func:`configure` points it elsewhere."""
+
+    def __init__(self) -> None:
+        self.target: Any = _CurrentStderr()
+
+    def write(self, text: str) -> int:
+        return int(self.target.write(text))
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        return bool(self.target.isatty())
+
+
+class _HarvesterLogger(structlog.BoundLoggerBase):
+    """The wrapper class of every logger: its level methods are those of
+    ``make_filtering_bound_logger(level)``, copied in by :func:`_set_level` (a filtered level's
+    method is structlog's ``_nop``)."""
+
+
+def _set_level(numeric: int) -> None:
+    source = structlog.make_filtering_bound_logger(numeric)
+    for name, value in vars(source).items():
+        if not name.startswith("__"):
+            setattr(_HarvesterLogger, name, value)
+
+
+_set_level(logging.NOTSET)
+_OUTPUT = _Output()
+_PROCESSORS: list[Any] = []  # one list for the life of the process, changed in place
+
+
 def configure(
     fmt: str = "auto", level: str = "info", stream: TextIO | None = None, *, bars: bool = False
 ) -> None:
@@ -94,6 +137,7 @@ def configure(
     ``bars``: progress bars will be on screen; see :func:`console_level`.
     """
     out: Any = stream if stream is not None else _CurrentStderr()
+    _OUTPUT.target = out
     level = console_level(level, bars)
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
@@ -108,11 +152,13 @@ def configure(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    _PROCESSORS[:] = [*shared, structlog.processors.format_exc_info, redact, renderer]
+    _set_level(numeric)
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, redact, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(out),
-        cache_logger_on_first_use=False,
+        processors=_PROCESSORS,
+        wrapper_class=_HarvesterLogger,
+        logger_factory=structlog.PrintLoggerFactory(_OUTPUT),  # type: ignore[arg-type]
+        cache_logger_on_first_use=True,
     )
     # storage and manifest log through the standard library (they must not depend on us):
     # route those records through the same redaction and rendering, in the same stream.
