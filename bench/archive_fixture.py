@@ -11,14 +11,19 @@ manifest recorded, which is all the trust rule reads. ``flat=True`` also drops t
 folders (one folder per day), for a quicker fabrication when only the manifests matter.
 
 The fleet is the emulator's (same seed, same ids, groups and replica IPs), so a harvest against
-the emulator sees these keys as its own.
+the emulator sees these keys as its own. ``bench_harvest.py --archive-nights N`` runs this file as a
+script (so the harvest's process does not carry the fabrication's memory)::
+
+    python bench/archive_fixture.py --root DIR --instances 500 --nights 30 --before 2025-03-13
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -157,3 +162,29 @@ def fabricate(
         (folder / MANIFEST_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
         (folder / SHA_LIST_NAME).write_text("".join(sha), encoding="utf-8")
     return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", type=Path, required=True, help="the archive root to fill")
+    p.add_argument("--instances", type=int, required=True)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--mode", default=None, help="the emulator's --mode, if the run forces one")
+    p.add_argument("--nights", type=int, required=True)
+    p.add_argument(
+        "--before", type=date.fromisoformat, required=True, help="the newest night is the day before"
+    )
+    p.add_argument("--payload-size", type=int, default=16 * 1024)
+    p.add_argument("--flat", action="store_true")
+    args = p.parse_args(argv)
+    fleet = emulator_fleet(args.instances, args.seed, args.mode)
+    days = nights_before(args.before, args.nights)
+    files = fabricate(args.root, fleet, days, payload_size=args.payload_size, flat=args.flat)
+    print(
+        json.dumps({"files": files, "nights": args.nights, "first": days[-1].isoformat() if days else None})
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
