@@ -208,6 +208,14 @@ class ArchiveIndex:
             return set()
         return set().union(*replicas.values())
 
+    def instance_has_day(self, project_id: str, instance_id: str, day: date) -> bool:
+        """Whether any replica of the instance has a file of ``day`` archived (a single node's
+        pending record names no replica); reads the day's folder first if that was not read yet."""
+        if day not in self._loaded:
+            self.load((day,))
+        replicas = self._by_instance.get((project_id, instance_id))
+        return replicas is not None and any(day in held for held in replicas.values())
+
     def days_for(self, replica: Replica) -> Set[date]:
         """The archived days of the keys ``replica`` owns (:meth:`Replica.owns`): a single node
         owns every file of its instance, a replica of a cluster or HA pair its group and IP's."""

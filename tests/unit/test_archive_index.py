@@ -162,6 +162,17 @@ def test_discarded_keys_are_not_archived_even_on_days_read_later(root: Path) -> 
     assert index.days_of("p-1", "i-1", "group-0", "10.0.0.1") == {WINDOW[2]}
 
 
+def test_an_instance_has_a_day_when_any_of_its_replicas_has_it(root: Path) -> None:
+    """A pending record without a replica (a single node's) is done once any file of its day is."""
+    put(root, key(WINDOW[1], "10.0.0.2"))
+    put(root, key(OLD, "", "", "i-2"))
+    index = ArchiveIndex.build(root, days=WINDOW)
+    assert index.instance_has_day("p-1", "i-1", WINDOW[1])
+    assert not index.instance_has_day("p-1", "i-1", WINDOW[2])
+    assert not index.instance_has_day("p-1", "i-9", WINDOW[1])
+    assert index.instance_has_day("p-1", "i-2", OLD)  # read on demand
+
+
 def test_an_instances_keys_come_sorted_by_day_group_and_replica(root: Path) -> None:
     """keys_of_instance lists one instance's keys of the asked days, oldest first, other instances not."""
     ks = [key(WINDOW[1], "10.0.0.2"), key(WINDOW[2], "10.0.0.1", "group-1"), key(WINDOW[2]), key(WINDOW[1])]
