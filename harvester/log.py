@@ -8,10 +8,12 @@ A call below the configured level costs next to nothing: the loggers are structl
 loggers (:func:`structlog.make_filtering_bound_logger`, whose filtered methods are a bare
 ``return None``), and each module-level ``structlog.get_logger()`` proxy assembles its logger once
 (``cache_logger_on_first_use``) instead of on every call. Caching would freeze what a logger was
-built with, so everything it holds stays the same object for the life of the process and
-:func:`configure` changes it in place: the processor list, the output stream (a forwarding
-object) and the level (the methods of one wrapper class). A later :func:`configure` (the CLI's,
-a test's) therefore still applies to loggers cached before it.
+built with, so a cached logger holds nothing that a later configuration changes: it runs the
+processor chain structlog is configured with *at the time of the call* (so ``capture_logs`` or
+a test restoring the configuration reaches it), writes to one forwarding stream that
+:func:`configure` points elsewhere, and takes its level from the methods of one wrapper class
+that :func:`configure` rewrites. A later :func:`configure` (the CLI's, a test's) therefore still
+applies to loggers cached before it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any, TextIO
 
 import stamina.instrumentation
@@ -111,10 +113,23 @@ class _Output:
         return bool(self.target.isatty())
 
 
+class _CurrentProcessors:
+    """The processor chain structlog is configured with now, whoever configured it last."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(structlog.get_config()["processors"])
+
+
+_CURRENT_PROCESSORS = _CurrentProcessors()
+
+
 class _HarvesterLogger(structlog.BoundLoggerBase):
     """The wrapper class of every logger: its level methods are those of
     ``make_filtering_bound_logger(level)``, copied in by :func:`_set_level` (a filtered level's
-    method is structlog's ``_nop``)."""
+    method is structlog's ``_nop``); its chain is always the configured one."""
+
+    def __init__(self, logger: Any, processors: Iterable[Any], context: Any) -> None:
+        super().__init__(logger, _CURRENT_PROCESSORS, context)
 
 
 def _set_level(numeric: int) -> None:
@@ -126,7 +141,6 @@ def _set_level(numeric: int) -> None:
 
 _set_level(logging.NOTSET)
 _OUTPUT = _Output()
-_PROCESSORS: list[Any] = []  # one list for the life of the process, changed in place
 
 
 def configure(
@@ -152,10 +166,9 @@ def configure(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    _PROCESSORS[:] = [*shared, structlog.processors.format_exc_info, redact, renderer]
     _set_level(numeric)
     structlog.configure(
-        processors=_PROCESSORS,
+        processors=[*shared, structlog.processors.format_exc_info, redact, renderer],
         wrapper_class=_HarvesterLogger,
         logger_factory=structlog.PrintLoggerFactory(_OUTPUT),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,

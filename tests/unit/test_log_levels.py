@@ -65,3 +65,20 @@ def test_a_reconfigured_logger_still_redacts() -> None:
     assert "Signature" not in text
     assert "SKLEVELS0123456789" not in text
     assert "https://h.example/p" in text
+
+
+def test_a_cached_logger_runs_the_chain_structlog_is_configured_with_now() -> None:
+    """A logger cached before structlog is reconfigured elsewhere (capture_logs, a restored
+    configuration) follows the new chain instead of the one it was cached with."""
+    first = io.StringIO()
+    logger = structlog.get_logger("test")
+    logsetup.configure("json", "info", stream=first)
+    logger.info("warm.up")  # cached from here on
+    try:
+        structlog.configure(processors=[structlog.processors.JSONRenderer()])  # another list
+        with structlog.testing.capture_logs() as logs:
+            logger.info("harvest.file_archived", size=1)
+        assert [e["event"] for e in logs] == ["harvest.file_archived"]
+        assert "harvest.file_archived" not in first.getvalue()
+    finally:
+        logsetup.configure("json", "info", stream=io.StringIO())
