@@ -339,7 +339,7 @@ def configure_logging(level: str, trace: Trace) -> Any:
     """The harvester's own JSON logging, rendered to /dev/null, with the trace processor in front."""
     devnull = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
     logsetup.configure("json", level, stream=devnull)
-    # In place: loggers cached by structlog hold this very list.
+    # Into the configured chain, which every logger (cached or not) runs.
     structlog.get_config()["processors"].insert(0, trace.processor)
     return devnull
 
