@@ -7,6 +7,7 @@ to every DCS API call; the harvester runs in this process exactly as ``harvester
     python bench/bench_harvest.py                      # 200 instances, 50 ms, 32 API slots
     python bench/bench_harvest.py --instances 800 --latency-ms 20 --api-concurrency 64
     python bench/bench_harvest.py --log-size 67108864 --days 1 --json
+    python bench/bench_harvest.py --instances 500 --days 1 --archive-nights 30   # an older archive
 
 Bounds printed (L = latency, C = api_concurrency):
 
@@ -17,6 +18,10 @@ Bounds printed (L = latency, C = api_concurrency):
 - critical path: one instance's dependent chain, list instances -> list shards -> list run logs
   -> collect -> collect_delay -> list run logs -> link -> download;
 - lower bound: the larger of the critical path and L + (necessary calls - 1) x L / C.
+
+``--archive-nights N`` first fills the archive with N nights of the same fleet, all older than
+DCS's 7-day window (``archive_fixture.py``), so the night's work is the same at any archive age and
+what grows is only what the run does with its past (reported: "first collection at").
 
 ``--json`` prints one JSON object instead of the table (``bench_memory.py`` uses it).
 Never run by the test suite.
@@ -42,6 +47,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +55,7 @@ import anyio
 import structlog
 
 from harvester import log as logsetup
+from harvester import plan
 from harvester.app import open_engine, register_secrets
 from harvester.cloud.transport import Response
 from harvester.commands.run import Nightly, NightlyOptions
@@ -59,6 +66,7 @@ from harvester.models import Outcome
 
 HERE = Path(__file__).resolve().parent
 EMULATOR_SCRIPT = HERE / "emulator_proc.py"
+FIXTURE_SCRIPT = HERE / "archive_fixture.py"
 MIB = 1024 * 1024
 EMULATOR_GEN_BYTES_PER_S = 65e6  # one core of the emulator's log generator (its README)
 
@@ -86,6 +94,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mode", default=None, help="emulator: force one cache mode (single, ha, cluster...)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--log-level", default="info", help="harvester log level (JSON to /dev/null)")
+    p.add_argument(
+        "--archive-nights",
+        type=int,
+        default=0,
+        help="archive this many older nights of the fleet before the run (outside DCS's window)",
+    )
     p.add_argument(
         "--emulator-process",
         action=argparse.BooleanOptionalAction,
@@ -175,6 +189,33 @@ async def emulator_in_process(args: argparse.Namespace) -> AsyncIterator[Emulato
         yield EmulatorHandle(
             {**emu.ready_info(), "fleet": shape}, lambda: {**emu.counters.snapshot(), "fleet": shape}
         )
+
+
+# --------------------------------------------------------------------------- an older archive
+
+
+def prefill_archive(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """``--archive-nights``: the fleet's older nights, written by a child process before the run."""
+    if args.archive_nights <= 0:
+        return {"files": 0, "nights": 0, "seconds": 0.0}
+    # The newest fabricated night is the day before DCS's window: tonight's work stays the same.
+    before = datetime.now(UTC).date() - timedelta(days=plan.RETENTION_DAYS)
+    argv = [
+        sys.executable,
+        str(FIXTURE_SCRIPT),
+        f"--root={root}",
+        f"--instances={args.instances}",
+        f"--seed={args.seed}",
+        f"--nights={args.archive_nights}",
+        f"--before={before.isoformat()}",
+        f"--payload-size={args.log_size}",
+    ]
+    if args.mode:
+        argv.append(f"--mode={args.mode}")
+    start = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    made: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**made, "seconds": time.perf_counter() - start}
 
 
 # --------------------------------------------------------------------------- config
@@ -300,8 +341,8 @@ def configure_logging(level: str, trace: Trace) -> Any:
     """The harvester's own JSON logging, rendered to /dev/null, with the trace processor in front."""
     devnull = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
     logsetup.configure("json", level, stream=devnull)
-    processors = list(structlog.get_config()["processors"])
-    structlog.configure(processors=[trace.processor, *processors])
+    # Into the configured chain, which every logger (cached or not) runs.
+    structlog.get_config()["processors"].insert(0, trace.processor)
     return devnull
 
 
@@ -392,6 +433,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     trace = Trace()
     devnull = configure_logging(args.log_level, trace)
     try:
+        prefilled = prefill_archive(args, work / "archive")
 
         async def with_emulator(handle: EmulatorHandle) -> tuple[RunOutcome, dict[str, Any]]:
             path = write_config(args, work, handle.ready)
@@ -415,7 +457,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     return await with_emulator(handle)
 
             outcome, counters = anyio.run(in_process)
-        return report_data(args, outcome, counters, trace)
+        return {**report_data(args, outcome, counters, trace), "archive_before": prefilled}
     finally:
         devnull.close()
         if args.keep:
@@ -480,6 +522,7 @@ def report_data(
             "poll_interval": args.poll_interval,
             "days": args.days,
             "emulator_process": args.emulator_process,
+            "archive_nights": args.archive_nights,
         },
         "run": asdict(out),
         "fleet": fleet,
@@ -503,6 +546,7 @@ def report_data(
         "mean_api_in_flight": busy / out.makespan,
         "api_call_seconds": _stats(durations),
         "first_call_at": first,
+        "first_collect_at": first.get("collect"),
         "last_call_at": last,
         "collect_wait_s": _stats([e - s for s, e in trace.waits]),
         "fetch_phase_s": _stats([e - s for s, e, _ in trace.fetches]),
@@ -554,6 +598,8 @@ def print_report(d: dict[str, Any]) -> None:
         ("fetch phase per instance", _fmt_stats(d["fetch_phase_s"])),
         ("emulator log generation", f"~{d['emulator_generation_s']:.2f} s of one core"),
         ("emulator CPU", _cpu(d["emulator_cpu_s"], r["makespan"])),
+        ("archive before the run", _archive_before(d.get("archive_before"))),
+        ("first collection at", _at(d.get("first_collect_at"))),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -571,6 +617,16 @@ def _cpu(seconds: float | None, makespan: float) -> str:
     if seconds is None:
         return "(in this process)"
     return f"{seconds:.2f} s ({100 * seconds / makespan:.0f}% of one core; includes its start-up)"
+
+
+def _archive_before(made: dict[str, Any] | None) -> str:
+    if not made or not made["nights"]:
+        return "empty"
+    return f"{made['nights']} older nights, {made['files']} files (written in {made['seconds']:.1f} s)"
+
+
+def _at(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.2f} s after the start"
 
 
 def _kinds(by_kind: dict[str, int]) -> str:

@@ -3,6 +3,17 @@
 Redaction is a processor at the end of the chain, so it applies to every event whatever
 code emitted it: values equal to a registered secret become ``***`` and any URL keeps
 only scheme, host and path (a signed OBS link's query string is a bearer credential).
+
+A call below the configured level costs next to nothing: the loggers are structlog's filtering
+loggers (:func:`structlog.make_filtering_bound_logger`, whose filtered methods are a bare
+``return None``), and each module-level ``structlog.get_logger()`` proxy assembles its logger once
+(``cache_logger_on_first_use``) instead of on every call. Caching would freeze what a logger was
+built with, so a cached logger holds nothing that a later configuration changes: it runs the
+processor chain structlog is configured with *at the time of the call* (so ``capture_logs`` or
+a test restoring the configuration reaches it), writes to one forwarding stream that
+:func:`configure` points elsewhere, and takes its level from the methods of one wrapper class
+that :func:`configure` rewrites. A later :func:`configure` (the CLI's, a test's) therefore still
+applies to loggers cached before it.
 """
 
 from __future__ import annotations
@@ -10,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any, TextIO
 
 import stamina.instrumentation
@@ -86,6 +97,52 @@ class _CurrentStderr:
         return sys.stderr.isatty()
 
 
+class _Output:
+    """The one stream every cached logger writes to; :func:`configure` points it elsewhere."""
+
+    def __init__(self) -> None:
+        self.target: Any = _CurrentStderr()
+
+    def write(self, text: str) -> int:
+        return int(self.target.write(text))
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        return bool(self.target.isatty())
+
+
+class _CurrentProcessors:
+    """The processor chain structlog is configured with now, whoever configured it last."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(structlog.get_config()["processors"])
+
+
+_CURRENT_PROCESSORS = _CurrentProcessors()
+
+
+class _HarvesterLogger(structlog.BoundLoggerBase):
+    """The wrapper class of every logger: its level methods are those of
+    ``make_filtering_bound_logger(level)``, copied in by :func:`_set_level` (a filtered level's
+    method is structlog's ``_nop``); its chain is always the configured one."""
+
+    def __init__(self, logger: Any, processors: Iterable[Any], context: Any) -> None:
+        super().__init__(logger, _CURRENT_PROCESSORS, context)
+
+
+def _set_level(numeric: int) -> None:
+    source = structlog.make_filtering_bound_logger(numeric)
+    for name, value in vars(source).items():
+        if not name.startswith("__"):
+            setattr(_HarvesterLogger, name, value)
+
+
+_set_level(logging.NOTSET)
+_OUTPUT = _Output()
+
+
 def configure(
     fmt: str = "auto", level: str = "info", stream: TextIO | None = None, *, bars: bool = False
 ) -> None:
@@ -94,6 +151,7 @@ def configure(
     ``bars``: progress bars will be on screen; see :func:`console_level`.
     """
     out: Any = stream if stream is not None else _CurrentStderr()
+    _OUTPUT.target = out
     level = console_level(level, bars)
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
@@ -108,11 +166,12 @@ def configure(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    _set_level(numeric)
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, redact, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(out),
-        cache_logger_on_first_use=False,
+        wrapper_class=_HarvesterLogger,
+        logger_factory=structlog.PrintLoggerFactory(_OUTPUT),  # type: ignore[arg-type]
+        cache_logger_on_first_use=True,
     )
     # storage and manifest log through the standard library (they must not depend on us):
     # route those records through the same redaction and rendering, in the same stream.

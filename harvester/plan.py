@@ -20,7 +20,7 @@ import enum
 import hashlib
 import itertools
 import re
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Container, Iterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
@@ -353,7 +353,7 @@ def _download_order(item: LogFile) -> tuple[date, str, str, str, str, str, str]:
 
 def select_downloads(
     listed: Iterable[LogFile],
-    archived: Set[ArchiveKey],
+    archived: Container[ArchiveKey],  # a set, or the run's ArchiveIndex
     today: date,
     *,
     include_today: bool = False,
