@@ -28,7 +28,7 @@ import structlog
 
 from harvester import plan
 from harvester.app import FLEET_LOCK, SignalWatch, execute, new_run_id, owns_process, prepare
-from harvester.archive.index import archived_keys
+from harvester.archive.index import ArchiveIndex
 from harvester.archive.paths import archive_relpath, date_folder
 from harvester.archive.state import InstanceKey, PendingDays, instance_of, pruned_through
 from harvester.commands.finish import finish, report_problems
@@ -70,7 +70,7 @@ class Nightly:
         self.engine = engine
         self.options = options
         self.today: date = plan.today_utc(engine.now())
-        self.archived: set[ArchiveKey] = set()
+        self.archived = ArchiveIndex(engine.archive.root)  # replaced by the built index in run()
         self.store = PendingDays(engine.archive)
         self.pending: dict[ArchiveKey, PendingDay] = {}
         # The pending-day records of each instance this run worked on, saved at the end.
@@ -90,12 +90,18 @@ class Nightly:
         engine = self.engine
         root = engine.archive.root
         since = self.today - timedelta(days=plan.RETENTION_DAYS)
-        self.archived = await anyio.to_thread.run_sync(partial(archived_keys, root, recheck_since=since))
+        self.pending = self.store.load()
+        # Built once, in a worker thread, from the days a run can act on: the retention window,
+        # today, and the days of pending records; any other day is read if a lookup asks for it.
+        # Every per-replica decision is then a lookup, so planning is linear in the night's work.
+        days = {self.today, *plan.complete_days(self.today), *self.window, *(k.day for k in self.pending)}
+        self.archived = await anyio.to_thread.run_sync(
+            partial(ArchiveIndex.build, root, days=days, recheck_since=since)
+        )
         self.pruned_through = pruned_through(root)
         self.window = plan.after_watermark(self.window, self.pruned_through)
         if self.options.repair is not None:
             self.archived -= self.options.repair
-        self.pending = self.store.load()
         keep = None
         if self.options.shard is not None:
             k, n = self.options.shard
@@ -136,18 +142,12 @@ class Nightly:
     def _records_of(self, target: Target) -> dict[ArchiveKey, PendingDay]:
         """This instance's pending-day records, without the days archived since."""
         mine = (target.project_id, target.instance_id)
-        archived = {(k.group_name, k.replication_ip, k.day) for k in self.archived if instance_of(k) == mine}
-        archived_days = {k.day for k in self.archived if instance_of(k) == mine}
         out: dict[ArchiveKey, PendingDay] = {}
         for key, record in self.pending.items():
             if instance_of(key) != mine:
                 continue
             single = not key.group_name and not key.replication_ip
-            done = (
-                key.day in archived_days
-                if single
-                else (key.group_name, key.replication_ip, key.day) in archived
-            )
+            done = self.archived.instance_has_day(*mine, key.day) if single else key in self.archived
             if not done:
                 out[key] = record
         return out
@@ -166,7 +166,7 @@ class Nightly:
             self.updates[(target.project_id, target.instance_id)] = records
         need: Need = {}
         for replica in replicas:
-            have = self._days_for(replica, self.archived)
+            have = self.archived.days_for(replica)
             final = {k.day for k, r in records.items() if r.final and replica.owns(k)}
             missing = plan.missing_days(self.today, have, final, include_today=self.options.include_today)
             wanted = [d for d in missing if d in self.window]
@@ -306,14 +306,9 @@ class Nightly:
 
     def _report_present(self, target: Target, chosen: set[ArchiveKey]) -> None:
         """Days of the retention window already in the archive count as done, not as nothing."""
-        window = set(plan.complete_days(self.today))
-        for key in sorted(self.archived, key=lambda k: (k.day, k.group_name, k.replication_ip)):
-            if (
-                key.project_id == target.project_id
-                and key.instance_id == target.instance_id
-                and key.day in window
-                and key not in chosen
-            ):
+        window = plan.complete_days(self.today)
+        for key in self.archived.keys_of_instance(target.project_id, target.instance_id, window):
+            if key not in chosen:
                 self.engine.record(day_result(target, key, Outcome.PRESENT))
 
     def _dry_run(
