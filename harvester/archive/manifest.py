@@ -85,9 +85,15 @@ class ManifestEntry:
 
     @classmethod
     def for_metadata(
-        cls, target: Target, archived: ArchivedFile, *, run_id: str, written_at: datetime
+        cls, target: Target | None, archived: ArchivedFile, *, run_id: str, written_at: datetime
     ) -> ManifestEntry:
-        """An entry for a file we wrote ourselves (instance.json, slowlog.jsonl): no log, no link."""
+        """An entry for a file we wrote ourselves (instance.json, slowlog.jsonl): no log, no link.
+
+        ``target`` None: a file about the whole bundle (events.jsonl, timeline.html), whose
+        instance fields stay empty.
+        """
+        if target is None:
+            target = Target(project="", project_id="", region="", instance_id="", instance_name="")
         return cls.for_file(
             LogFile(
                 Replica(target, "", "", None), "", PurePosixPath(archived.relpath).name, written_at.date(), ""

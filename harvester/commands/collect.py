@@ -134,26 +134,8 @@ class Incident:
         async with engine.archive.open_part(self.bundle, relpath) as part:
             await part.write(data)
             archived = await part.commit()
-        now = engine.now()
-        entry = ManifestEntry(
-            path=archived.relpath,
-            size=archived.size,
-            sha256=archived.sha256,
-            project="",
-            project_id="",
-            region="",
-            instance_id="",
-            instance_name="",
-            group_name="",
-            replication_ip="",
-            replication_id=None,
-            log_id="",
-            log_date=now.date().isoformat(),
-            file_name=relpath.name,
-            downloaded_at=now.isoformat(),
-            link_expires_at="",
-            attempts=1,
-            run_id=engine.summary.run_id,
+        entry = ManifestEntry.for_metadata(
+            None, archived, run_id=engine.summary.run_id, written_at=engine.now()
         )
         await engine.manifest.record(self.bundle, entry)
 
