@@ -183,11 +183,20 @@ class Incident:
                     "DCS reported the log collection as failed" if status == "failed" else "not ready in time"
                 )
                 engine.record(FileResult.of(lf, Outcome.FAILED, reason=reason))
-        for replica in collected.timed_out:
-            if not any(replica.owns(lf.key) for lf in mine):
+        wait_timeout = engine.settings.collect.wait_timeout
+        for replica in chosen:
+            listed_days = {lf.day for lf in mine if replica.owns(lf.key)}
+            reason = collected.why(replica, wait_timeout)
+            if replica in collected.timed_out and not listed_days:
                 lf = LogFile(replica, "", "", engine.now().date(), "")
-                reason = collected.why(replica, engine.settings.collect.wait_timeout)
                 engine.record(FileResult.of(lf, Outcome.FAILED, reason=reason))
+                continue
+            # The wait ended on a settled listing, not on proof: a day the bundle asked for and
+            # did not get is reported as pending (a slow collection, or a quiet Redis), never
+            # left out of the summary.
+            for day in sorted(days - listed_days):
+                lf = LogFile(replica, "", "", day, "")
+                engine.record(FileResult.of(lf, Outcome.PENDING, reason=f"not in this bundle: {reason}"))
         await engine.fetcher.fetch_all(work)
         if self.options.slowlog:  # after the logs: a slow-log failure must not cost them
             await self._slowlog(target, info, base)
