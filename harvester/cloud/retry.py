@@ -171,8 +171,17 @@ async def call_with_retry(
 ) -> T:
     """Run ``fn`` (one HTTP request) until it succeeds or its budgets are spent.
 
-    The rate limiter is consulted before every attempt, so retries are paced too.
+    The rate limiter is consulted before every attempt, so retries are paced too. The first
+    attempt runs outside stamina: nearly every call succeeds at once, and setting up a retry
+    context per call cost more CPU than the request's own HTTP work (issue 10). A first
+    failure enters stamina's loop as its first attempt, so the budgets and waits are the same.
     """
+    if limiter is not None:
+        await limiter.acquire()
+    try:
+        return await fn()
+    except Exception as exc:  # the hook below decides whether it is retried
+        first: Exception | None = exc
     budget = Budget(policy, started=time.monotonic())
 
     def hook(exc: Exception) -> bool | float:
@@ -195,6 +204,10 @@ async def call_with_retry(
         wait_jitter=policy.wait_jitter,
     ):
         with attempt:
+            if first is not None:
+                # The failure of the attempt made above: stamina decides on it as on any other.
+                failed, first = first, None
+                raise failed
             if limiter is not None:
                 await limiter.acquire()
             return await fn()
