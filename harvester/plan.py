@@ -274,35 +274,60 @@ def poll_delay(polls: int, cap: float) -> float:
 
 #: A replica's listing must stay unchanged at least this long (seconds) before its wait ends
 #: with days missing, however fast its files came ...
-SETTLE_FLOOR = 2.0
-#: ... and at least this many times the longest interval seen (request to first file, file to
-#: file, or the slowest collection this run saw finish).
-SETTLE_FACTOR = 3.0
+SETTLE_FLOOR = 1.0
+#: ... and at least this many times how long a collection took to show its first file (for a
+#: replica with none yet: the slowest collection this run saw finish) ...
+LATENCY_FACTOR = 1.5
+#: ... and this many times the longest gap between two of the replica's own new files: files
+#: that trickle in are waited for generously, since the next one is evidently on its way.
+TRICKLE_FACTOR = 3.0
+#: Listings of one instance are never closer together than this (seconds), even when a
+#: replica's settle deadline is nearer: it bounds the polls a wait can make.
+MIN_POLL_GAP = 0.1
 
 
-def settle_period(
-    changes: Sequence[float], started: float, slowest: float | None, poll: float
-) -> float | None:
+def settle_period(changes: Sequence[float], started: float, slowest: float | None) -> float | None:
     """How long a replica's listing must stay unchanged before tonight's wait for it ends.
 
-    :data:`SETTLE_FACTOR` times the longest interval seen so far (from the request to its first
-    file, and between its files: files that trickle in are waited for), or the slowest
-    collection this run has seen finish; at least :data:`SETTLE_FLOOR` and two polls (``poll``:
-    the current gap between listings). ``None`` while there is nothing to measure: then only a
-    complete listing or ``wait_timeout`` ends the wait (a cloud whose first file takes long is
-    waited for).
+    Decided from what was asked and what appeared, not from the poll interval: the time the
+    collection took to show its first file (or, for a replica with none yet, the slowest
+    collection this run has seen finish) times :data:`LATENCY_FACTOR`, and the longest gap
+    between its own files times :data:`TRICKLE_FACTOR`; at least :data:`SETTLE_FLOOR`.
+    ``None`` while there is nothing to measure: then only a complete listing or
+    ``wait_timeout`` ends the wait (a cloud whose first file takes long is waited for).
 
     Short on purpose: ending a wait gives nothing up. A day still missing stays pending and is
     collected again; the quiet-day evidence it may record is voided if its file shows up later
     (:func:`void_evidence`), so a wait that was too short costs a night, never a day.
     """
-    times = [started, *changes]
-    gaps = [b - a for a, b in itertools.pairwise(times)]
+    latency = [changes[0] - started] if changes else []
     if slowest is not None:
-        gaps.append(slowest)
-    if not gaps:
+        latency.append(slowest)
+    trickle = [b - a for a, b in itertools.pairwise(changes)]
+    if not latency:
         return None
-    return max(SETTLE_FLOOR, 2 * poll, SETTLE_FACTOR * max(gaps))
+    return max(SETTLE_FLOOR, LATENCY_FACTOR * max(latency), TRICKLE_FACTOR * max(trickle, default=0.0))
+
+
+def settle_deadline(changes: Sequence[float], started: float, slowest: float | None) -> float | None:
+    """The moment (same clock as ``changes``) a replica's wait ends if nothing changes by then."""
+    settle = settle_period(changes, started, slowest)
+    if settle is None:
+        return None
+    return (changes[-1] if changes else started) + settle
+
+
+def next_poll(polls: int, cap: float, *, now: float, deadlines: Iterable[float | None]) -> float:
+    """Seconds until the next listing: :func:`poll_delay`'s schedule, or sooner when a waiting
+    replica's settle deadline (or the wait timeout) comes first, so that a wait ends on a fresh
+    listing at its deadline instead of up to a whole poll gap later. Never below
+    :data:`MIN_POLL_GAP`."""
+    delay = poll_delay(polls, cap)
+    for deadline in deadlines:
+        if deadline is not None:
+            # A hair past the deadline: an event loop may wake a timer a clock tick early.
+            delay = min(delay, deadline - now + 0.005)
+    return max(MIN_POLL_GAP, delay)
 
 
 def wait_end(
@@ -313,7 +338,6 @@ def wait_end(
     now: float,
     changes: Sequence[float],
     slowest: float | None,
-    poll: float,
     wait_timeout: float,
 ) -> WaitEnd | None:
     """Whether tonight's wait for one replica is over, and why; ``None``: keep polling.
@@ -324,9 +348,8 @@ def wait_end(
     """
     if wanted <= final_days:
         return WaitEnd.COMPLETE
-    settle = settle_period(changes, started, slowest, poll)
-    last = changes[-1] if changes else started
-    if settle is not None and now - last >= settle:
+    deadline = settle_deadline(changes, started, slowest)
+    if deadline is not None and now >= deadline:
         return WaitEnd.SETTLED
     if now - started >= wait_timeout:
         return WaitEnd.TIMED_OUT

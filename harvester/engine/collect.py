@@ -84,8 +84,9 @@ class Collector:
 
         A replica's wait ends when a final file of this run's collections is listed for every
         day in ``requested``, when its part of the listing has stopped changing for the settle
-        period, or at ``collect.wait_timeout``. The listing is polled on :func:`plan.poll_delay`'s
-        schedule: soon after the request, then less and less often. ``before`` are the log ids
+        period, or at ``collect.wait_timeout``. The listing is polled on :func:`plan.next_poll`'s
+        schedule: soon after the request, then less and less often, and at each replica's
+        settle deadline so that the wait ends on time. ``before`` are the log ids
         listed before the collections; ``replicas`` all of the instance's, so that every listed
         file is attached to its owner. ``on_poll`` sees each listing as it comes, so that files
         already ready can be downloaded while other replicas are still waited for.
@@ -102,9 +103,12 @@ class Collector:
         items: list[LogFile] = []
         try:
             while waiting:
-                # Short first looks, then longer gaps up to poll_interval (plan.poll_delay).
-                poll = plan.poll_delay(polls, settings.poll_interval)
-                await anyio.sleep(poll)
+                # Short first looks, then longer gaps up to poll_interval; sooner when a
+                # replica's settle deadline comes first (plan.next_poll).
+                deadlines = [plan.settle_deadline(changes[r], started, self.slowest) for r in waiting]
+                deadlines.append(started + settings.wait_timeout)
+                cap = settings.poll_interval
+                await anyio.sleep(plan.next_poll(polls, cap, now=time.monotonic(), deadlines=deadlines))
                 polls += 1
                 items = await self.listing(target, replicas)
                 if on_poll is not None:
@@ -124,7 +128,6 @@ class Collector:
                         now=now,
                         changes=changes[replica],
                         slowest=self.slowest,
-                        poll=poll,
                         wait_timeout=settings.wait_timeout,
                     )
                     if why is None:

@@ -118,7 +118,6 @@ def wait(**kw: object) -> plan.WaitEnd | None:
         "now": 1.0,
         "changes": [],
         "slowest": None,
-        "poll": 0.1,
         "wait_timeout": 100.0,
     }
     args.update(kw)
@@ -131,10 +130,11 @@ def test_the_wait_ends_when_every_wanted_day_has_a_final_file() -> None:
 
 
 def test_files_that_trickle_in_are_waited_for() -> None:
-    """After the first file, the wait lasts three times the longest gap seen since the request."""
-    # Request at 0, a file at 20: settle is 60 s after the last change.
-    assert wait(final_days={day(1)}, changes=[20.0], now=79.0, wait_timeout=200.0) is None
-    assert wait(final_days={day(1)}, changes=[20.0], now=80.0, wait_timeout=200.0) is plan.WaitEnd.SETTLED
+    """After the first file, the wait lasts 1.5x the time it took; files trickling in stretch it
+    to three times the longest gap between them (issue 10: from what appeared, not the poll)."""
+    # Request at 0, a file at 20: settle is 30 s after the last change.
+    assert wait(final_days={day(1)}, changes=[20.0], now=49.9, wait_timeout=200.0) is None
+    assert wait(final_days={day(1)}, changes=[20.0], now=50.0, wait_timeout=200.0) is plan.WaitEnd.SETTLED
     # A second file 30 s after the first stretches the settle period to 90 s.
     two = {"final_days": {day(1)}, "changes": [20.0, 50.0], "wait_timeout": 300.0}
     assert wait(now=139.0, **two) is None
@@ -148,17 +148,30 @@ def test_a_fast_first_file_ends_a_quiet_replicas_wait_after_the_small_floor() ->
 
 
 def test_a_replica_with_nothing_waits_for_the_run_yardstick_or_the_timeout() -> None:
-    """No file and nothing to compare with: only wait_timeout ends it; else three times the slowest."""
+    """No file and nothing to compare with: only wait_timeout ends it; else 1.5x the slowest."""
     assert wait(now=99.0) is None
     assert wait(now=100.0) is plan.WaitEnd.TIMED_OUT
-    assert wait(now=59.9, slowest=20.0) is None
-    assert wait(now=60.0, slowest=20.0) is plan.WaitEnd.SETTLED
+    assert wait(now=29.9, slowest=20.0) is None
+    assert wait(now=30.0, slowest=20.0) is plan.WaitEnd.SETTLED
 
 
-@pytest.mark.parametrize("poll", [0.5, 5.0])
-def test_the_settle_period_is_at_least_two_polls_and_the_floor(poll: float) -> None:
-    """A very fast first file does not end the wait before a couple of polls have looked."""
-    assert plan.settle_period([0.01], 0.0, None, poll) == max(plan.SETTLE_FLOOR, 2 * poll)
+def test_the_next_listing_comes_at_a_settle_deadline_when_that_is_sooner() -> None:
+    """A wait ends on a fresh listing at its deadline, not up to a whole poll gap later."""
+    # Schedule says 5 s; a replica's deadline is 1.2 s away: look just after it.
+    assert plan.next_poll(20, 5.0, now=10.0, deadlines=[11.2, None]) == pytest.approx(1.205)
+    # No deadline known (nothing to measure yet): the schedule alone.
+    assert plan.next_poll(0, 5.0, now=0.0, deadlines=[None]) == plan.FIRST_POLL
+    # A deadline already past never makes the polls a busy loop.
+    assert plan.next_poll(3, 5.0, now=10.0, deadlines=[9.0]) == plan.MIN_POLL_GAP
+
+
+def test_a_replica_whose_collection_shows_nothing_waits_until_the_deadline_then_ends() -> None:
+    """The deadline next_poll aims at is the one wait_end ends the wait on."""
+    deadline = plan.settle_deadline([], 0.0, 2.0)
+    assert deadline is not None
+    assert deadline == pytest.approx(plan.LATENCY_FACTOR * 2.0)
+    assert wait(now=deadline - 0.001, slowest=2.0) is None
+    assert wait(now=deadline, slowest=2.0) is plan.WaitEnd.SETTLED
 
 
 def test_the_listing_is_polled_soon_then_less_often_up_to_the_poll_interval() -> None:
