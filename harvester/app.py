@@ -31,6 +31,7 @@ from typing import Any
 import anyio
 import structlog
 
+from harvester import eventloop
 from harvester import log as logsetup
 from harvester.archive.manifest_writer import ManifestWriter
 from harvester.archive.store import Archive
@@ -380,7 +381,7 @@ def execute(
         await guarded(lambda: box["summary"], body, watch)
 
     with structlog.contextvars.bound_contextvars(run_id=run_id):
-        anyio.run(main)
+        anyio.run(main, backend_options=eventloop.backend_options())
     summary = box["summary"]
     summary.finished_at = datetime.now(UTC)
     return summary
