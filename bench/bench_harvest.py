@@ -54,13 +54,13 @@ from typing import Any
 import anyio
 import structlog
 
+from harvester import eventloop, plan
 from harvester import log as logsetup
-from harvester import plan
 from harvester.app import open_engine, register_secrets
 from harvester.cloud.transport import Response
 from harvester.commands.run import Nightly, NightlyOptions
 from harvester.config.load import load_config
-from harvester.config.schema import Settings
+from harvester.config.schema import CollectSettings, DownloadSettings, LimitsSettings, Settings
 from harvester.engine import Engine
 from harvester.models import Outcome
 
@@ -87,6 +87,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size-jitter", type=float, default=0.25, help="emulator's log_size_jitter")
     p.add_argument("--collect-delay", type=float, default=1.0, help="seconds until collected logs appear")
     p.add_argument("--poll-interval", type=float, default=0.25, help="collect.poll_interval")
+    p.add_argument(
+        "--defaults",
+        action="store_true",
+        help="leave limits, poll interval, wait timeout and chunk size at the harvester's defaults "
+        "(what `harvester run` does out of the box; bench_sdk_loop's comparison)",
+    )
     p.add_argument("--wait-timeout", type=float, default=120.0, help="collect.wait_timeout")
     p.add_argument("--days", type=int, choices=(0, 1, 3, 7), default=None, help="collect.days (default auto)")
     p.add_argument("--chunk-size", type=int, default=1024 * 1024, help="download.chunk_size")
@@ -109,7 +115,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", type=Path, help="write a pyinstrument HTML profile of the harvest here")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.add_argument("--keep", action="store_true", help="keep the work directory (archive, config)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.defaults:
+        # Report (and bound) with the values the harvester will really use.
+        lim, col = LimitsSettings(), CollectSettings()
+        args.api_concurrency = lim.api_concurrency
+        args.per_instance_concurrency = lim.per_instance_concurrency
+        args.download_concurrency = lim.download_concurrency
+        args.requests_per_second = lim.requests_per_second
+        args.poll_interval = col.poll_interval
+        args.wait_timeout = col.wait_timeout
+        args.chunk_size = DownloadSettings().chunk_size
+    return args
 
 
 # --------------------------------------------------------------------------- emulator
@@ -224,6 +241,21 @@ def prefill_archive(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 def write_config(args: argparse.Namespace, work: Path, ready: dict[str, Any]) -> Path:
     """A harvester config aimed at the emulator, as an operator would write it."""
     days = "null" if args.days is None else str(args.days)
+    tuning = f"collect:\n  days: {days}\n"
+    chunk = ""
+    if not args.defaults:
+        tuning = f"""\
+limits:
+  api_concurrency: {args.api_concurrency}
+  per_instance_concurrency: {args.per_instance_concurrency}
+  download_concurrency: {args.download_concurrency}
+  requests_per_second: {float(args.requests_per_second)!r}
+collect:
+  days: {days}
+  poll_interval: {float(args.poll_interval)!r}
+  wait_timeout: {float(args.wait_timeout)!r}
+"""
+        chunk = f"  chunk_size: {args.chunk_size}\n"
     text = f"""\
 archive:
   root: {work / "archive"}
@@ -238,19 +270,9 @@ projects:
     endpoints:
       dcs: {ready["dcs_endpoint"]}
       iam: {ready["iam_endpoint"]}
-limits:
-  api_concurrency: {args.api_concurrency}
-  per_instance_concurrency: {args.per_instance_concurrency}
-  download_concurrency: {args.download_concurrency}
-  requests_per_second: {float(args.requests_per_second)!r}
-collect:
-  days: {days}
-  poll_interval: {float(args.poll_interval)!r}
-  wait_timeout: {float(args.wait_timeout)!r}
-download:
+{tuning}download:
   allowed_hosts: ["127.0.0.1"]
-  chunk_size: {args.chunk_size}
-"""
+{chunk}"""
     path = work / "harvester.yaml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -449,14 +471,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         if args.emulator_process:
             with emulator_process(args, work) as handle:
-                outcome, counters = anyio.run(with_emulator, handle)
+                outcome, counters = anyio.run(
+                    with_emulator, handle, backend_options=eventloop.backend_options()
+                )
         else:
 
             async def in_process() -> tuple[RunOutcome, dict[str, Any]]:
                 async with emulator_in_process(args) as handle:
                     return await with_emulator(handle)
 
-            outcome, counters = anyio.run(in_process)
+            outcome, counters = anyio.run(in_process, backend_options=eventloop.backend_options())
         return {**report_data(args, outcome, counters, trace), "archive_before": prefilled}
     finally:
         devnull.close()
@@ -520,6 +544,7 @@ def report_data(
             "log_size": args.log_size,
             "collect_delay": args.collect_delay,
             "poll_interval": args.poll_interval,
+            "event_loop": eventloop.name(),
             "days": args.days,
             "emulator_process": args.emulator_process,
             "archive_nights": args.archive_nights,
@@ -563,7 +588,7 @@ def print_report(d: dict[str, Any]) -> None:
         f"nightly harvest: {p['instances']} instances, {p['latency_ms']:g} ms per API call, "
         f"api_concurrency {p['api_concurrency']}, download_concurrency {p['download_concurrency']}, "
         f"log size {p['log_size']} B, collect_delay {p['collect_delay']:g} s, "
-        f"poll {p['poll_interval']:g} s; emulator {emu}"
+        f"poll {p['poll_interval']:g} s; event loop {p.get('event_loop', 'asyncio')}; emulator {emu}"
     )
     f = d["fleet"]
     print(f"fleet: {f['instances']} instances, {f['replicas']} replicas, modes {f['modes']}")
