@@ -86,7 +86,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-size", type=int, default=16 * 1024, help="bytes of a full day's log")
     p.add_argument("--size-jitter", type=float, default=0.25, help="emulator's log_size_jitter")
     p.add_argument("--collect-delay", type=float, default=1.0, help="seconds until collected logs appear")
-    p.add_argument("--poll-interval", type=float, default=0.25, help="collect.poll_interval")
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        default=CollectSettings().poll_interval,
+        help="collect.poll_interval, the cap of the adaptive poll gaps (default: the harvester's)",
+    )
     p.add_argument(
         "--defaults",
         action="store_true",
