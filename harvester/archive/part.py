@@ -36,9 +36,11 @@ import hashlib
 import io
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -65,6 +67,66 @@ BATCH_BYTES = 256 * 1024
 # The pool aiofiles runs body writes on. Not the loop's default executor: aiohttp resolves host
 # names there, and a slow disk must not hold up a DNS lookup. Its idle threads cost nothing.
 _WRITE_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="archive-write")
+
+
+class _DirSyncs:
+    """Folder fsyncs shared by payloads renamed into the same folder at the same time.
+
+    A commit must return only once its rename is durable, which takes an fsync of the folder
+    that STARTS after the rename. Each commit registers its rename (a ticket) after making it;
+    whoever fsyncs next covers every ticket registered before the fsync began, so a commit whose
+    rename was covered returns without an fsync of its own, and one that arrived during an fsync
+    waits for it to end and then for the next one (its own, or another thread's that began
+    later). That is exactly as crash-safe as an fsync per file, with fewer of them when files of
+    one replica land together. A failed fsync covers no one: each waiter then tries its own, and
+    raises its own error.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._dirs: dict[Path, _DirState] = {}
+
+    def sync(self, directory: Path) -> None:
+        """fsync ``directory`` (or wait for an fsync of it that began after our rename)."""
+        with self._cond:
+            state = self._dirs.get(directory)
+            if state is None:
+                state = self._dirs[directory] = _DirState()
+            state.renamed += 1
+            state.users += 1
+            ticket = state.renamed
+            try:
+                while state.synced < ticket:
+                    if state.running:
+                        self._cond.wait()
+                        continue
+                    state.running = True
+                    covered = state.renamed  # every rename registered so far is already made
+                    self._cond.release()
+                    try:
+                        fsync_dir(directory)
+                    finally:
+                        self._cond.acquire()
+                        state.running = False
+                        self._cond.notify_all()
+                    state.synced = max(state.synced, covered)
+            finally:
+                state.users -= 1
+                if state.users == 0:
+                    del self._dirs[directory]
+
+
+@dataclass(slots=True)
+class _DirState:
+    """One folder's renames registered, renames covered by a finished fsync, and who waits."""
+
+    renamed: int = 0
+    synced: int = 0
+    running: bool = False
+    users: int = 0
+
+
+_DIR_SYNCS = _DirSyncs()
 
 
 class _State(enum.Enum):
@@ -237,11 +299,10 @@ class PartWriter:
             raise storage_error(f"cannot commit {self._final}", exc) from exc
         self._state = _State.COMMITTED
         os.close(self._fd)
-        # The folder is fsynced per file, not shared between files renamed into the same folder:
-        # commit must return only once this rename is durable (the manifest line that follows
-        # claims the file), and a shared fsync would make one file's commit wait for another's.
+        # commit returns only once this rename is durable (the manifest line that follows claims
+        # the file); files renamed into one folder at once share the fsync (see _DirSyncs).
         try:
-            fsync_dir(self._final.parent)
+            _DIR_SYNCS.sync(self._final.parent)
         except OSError as exc:
             raise storage_error(f"cannot sync directory of {self._final}", exc) from exc
         return ArchivedFile(self._relpath.as_posix(), file.size, file.digest.hexdigest())

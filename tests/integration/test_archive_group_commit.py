@@ -13,11 +13,14 @@ import json
 import os
 import subprocess
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import anyio
 import pytest
 
+from harvester.archive import part as part_module
 from harvester.archive.manifest import ManifestEntry, read_entries
 from harvester.archive.manifest_writer import ManifestWriter
 from harvester.archive.part import BATCH_BYTES, PartWriter
@@ -323,3 +326,85 @@ async def test_a_cancelled_small_file_leaves_nothing(tmp_path: Path) -> None:
             await anyio.sleep_forever()
     assert scope.cancelled_caught
     assert _everything(archive.root) == []
+
+
+# --- folder fsyncs shared by files renamed into one folder at once ---------------------------
+
+
+class _FakeFsync:
+    """Stands in for the folder fsync: counts calls, can hold the first one, can fail."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = threading.Event()
+        self.release.set()
+        self.in_call = threading.Event()
+        self.fail = False
+
+    def __call__(self, directory: Path) -> None:
+        self.calls += 1
+        self.in_call.set()
+        assert self.release.wait(DEADLINE), "the test never released the fsync"
+        if self.fail:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+
+def _wait_for(what: str, check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {DEADLINE:g}s"
+        time.sleep(0.005)
+
+
+def test_renames_during_a_folder_fsync_share_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits arriving while the folder is being fsynced wait for ONE later fsync, not one each."""
+    fake = _FakeFsync()
+    monkeypatch.setattr(part_module, "fsync_dir", fake)
+    syncs = part_module._DirSyncs()
+    fake.release.clear()
+    done: list[str] = []
+
+    def commit(name: str) -> None:
+        syncs.sync(tmp_path)
+        done.append(name)
+
+    first = threading.Thread(target=commit, args=("first",))
+    first.start()
+    assert fake.in_call.wait(DEADLINE)
+    later = [threading.Thread(target=commit, args=(f"later-{i}",)) for i in range(3)]
+    for thread in later:
+        thread.start()
+    _wait_for("three commits waiting", lambda: syncs._dirs[tmp_path].renamed == 4)
+    assert done == []  # the fsync in flight began before their renames: it does not cover them
+    fake.release.set()
+    for thread in [first, *later]:
+        thread.join(DEADLINE)
+    assert sorted(done) == ["first", "later-0", "later-1", "later-2"]
+    assert fake.calls == 2  # the first file's, then one covering the three that came meanwhile
+    assert syncs._dirs == {}
+
+
+def test_a_failed_folder_fsync_covers_no_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the shared fsync fails, every commit waiting on it tries its own and sees the error."""
+    fake = _FakeFsync()
+    fake.fail = True
+    monkeypatch.setattr(part_module, "fsync_dir", fake)
+    syncs = part_module._DirSyncs()
+    errors: list[str] = []
+
+    def commit() -> None:
+        try:
+            syncs.sync(tmp_path)
+        except OSError as exc:
+            errors.append(exc.strerror or "")
+
+    threads = [threading.Thread(target=commit) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLINE)
+    assert errors == [os.strerror(errno.EIO)] * 3
+    assert fake.calls == 3
+    assert syncs._dirs == {}
