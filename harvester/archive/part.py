@@ -10,14 +10,19 @@ Which thread does what, and why (measured with ``bench/bench_part_writer.py``, f
 ``bench/README.md``):
 
 * creating the ``.part`` is one worker-thread call when the block opens, so a busy or refused
-  path fails before a byte is fetched;
+  path fails before a byte is fetched, unless the body is known to fit in one batch
+  (``defer``): then the commit's one thread call creates, writes, fsyncs and renames, and a
+  small file costs ONE hop in all (a refusal then surfaces at the commit, after at most
+  :data:`BATCH_BYTES` were fetched, which is cheaper than a hop per file on a good night);
 * body chunks are gathered in memory up to :data:`BATCH_BYTES`; a full batch (or a chunk that
   size by itself) is written by one ``aiofiles`` call, whose file object also hashes and counts
   the bytes in that worker thread: sha256 never runs on the event loop, and a body that arrives
   in small network reads is written in large pieces;
 * :meth:`PartWriter.commit` writes what is still gathered, fsyncs and renames in ONE
-  worker-thread call, and a committed writer needs no clean-up call: a small body costs two
-  thread hops in all (create, commit) where a hop per step cost four.
+  worker-thread call, and a committed writer needs no clean-up call: a body of known small
+  size costs one thread hop (commit), another small body two (create, commit), where a hop
+  per step cost four. A deferred writer whose body outgrows one batch (an encoded body that
+  decodes larger) creates its ``.part`` at its first full batch and goes on as usual.
 
 Every thread call is shielded from cancellation: a cancel waits for the call in flight, so the
 descriptor is never closed (and its number reused) under a write that is still running.
@@ -31,9 +36,11 @@ import hashlib
 import io
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -51,7 +58,7 @@ from harvester.models import ArchivedFile
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-__all__ = ["BATCH_BYTES", "PartWriter", "create_part", "open_part"]
+__all__ = ["BATCH_BYTES", "PartWriter", "open_part"]
 
 _log = logging.getLogger(__name__)
 
@@ -60,6 +67,66 @@ BATCH_BYTES = 256 * 1024
 # The pool aiofiles runs body writes on. Not the loop's default executor: aiohttp resolves host
 # names there, and a slow disk must not hold up a DNS lookup. Its idle threads cost nothing.
 _WRITE_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="archive-write")
+
+
+class _DirSyncs:
+    """Folder fsyncs shared by payloads renamed into the same folder at the same time.
+
+    A commit must return only once its rename is durable, which takes an fsync of the folder
+    that STARTS after the rename. Each commit registers its rename (a ticket) after making it;
+    whoever fsyncs next covers every ticket registered before the fsync began, so a commit whose
+    rename was covered returns without an fsync of its own, and one that arrived during an fsync
+    waits for it to end and then for the next one (its own, or another thread's that began
+    later). That is exactly as crash-safe as an fsync per file, with fewer of them when files of
+    one replica land together. A failed fsync covers no one: each waiter then tries its own, and
+    raises its own error.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._dirs: dict[Path, _DirState] = {}
+
+    def sync(self, directory: Path) -> None:
+        """fsync ``directory`` (or wait for an fsync of it that began after our rename)."""
+        with self._cond:
+            state = self._dirs.get(directory)
+            if state is None:
+                state = self._dirs[directory] = _DirState()
+            state.renamed += 1
+            state.users += 1
+            ticket = state.renamed
+            try:
+                while state.synced < ticket:
+                    if state.running:
+                        self._cond.wait()
+                        continue
+                    state.running = True
+                    covered = state.renamed  # every rename registered so far is already made
+                    self._cond.release()
+                    try:
+                        fsync_dir(directory)
+                    finally:
+                        self._cond.acquire()
+                        state.running = False
+                        self._cond.notify_all()
+                    state.synced = max(state.synced, covered)
+            finally:
+                state.users -= 1
+                if state.users == 0:
+                    del self._dirs[directory]
+
+
+@dataclass(slots=True)
+class _DirState:
+    """One folder's renames registered, renames covered by a finished fsync, and who waits."""
+
+    renamed: int = 0
+    synced: int = 0
+    running: bool = False
+    users: int = 0
+
+
+_DIR_SYNCS = _DirSyncs()
 
 
 class _State(enum.Enum):
@@ -96,7 +163,12 @@ class _HashingFile(io.FileIO):
 
 
 class PartWriter:
-    """One payload in progress; use it through :meth:`Archive.open_part`."""
+    """One payload in progress; use it through :meth:`Archive.open_part`.
+
+    ``locate`` (blocking, run in a worker thread) checks the path and creates its folders, and
+    returns the final path; the ``.part`` beside it is created when the block opens, or, for a
+    deferred writer, in the first thread call that needs it (the first full batch, or the commit).
+    """
 
     __slots__ = (
         "_aio",
@@ -105,19 +177,21 @@ class PartWriter:
         "_fd",
         "_file",
         "_final",
+        "_locate",
         "_part",
         "_relpath",
         "_state",
         "bytes_written",
     )
 
-    def __init__(self, fd: int, part: Path, final: Path, relpath: PurePosixPath) -> None:
-        self._fd = fd
-        self._part = part
-        self._final = final
+    def __init__(self, locate: Callable[[], Path], relpath: PurePosixPath) -> None:
+        self._locate = locate
         self._relpath = relpath
-        self._file = _HashingFile(fd, self._write_fd)
-        self._aio = AsyncFileIO(self._file, None, _WRITE_POOL)
+        self._fd = -1
+        self._part: Path | None = None
+        self._final: Path | None = None
+        self._file: _HashingFile | None = None
+        self._aio: AsyncFileIO | None = None
         self._batch: list[bytes] = []
         self._batched = 0
         self._state = _State.OPEN
@@ -125,17 +199,36 @@ class PartWriter:
         self.bytes_written = 0
 
     @property
-    def path(self) -> Path:
-        """The final path the payload will have after :meth:`commit`."""
+    def path(self) -> Path | None:
+        """The final path the payload will have after :meth:`commit` (None until it is located)."""
         return self._final
+
+    def _name(self) -> str:
+        return str(self._part or self._relpath)
 
     def _require_open(self, what: str) -> None:
         if self._state is not _State.OPEN:
-            raise StorageError(f"cannot {what} {self._part}: the writer is {self._state.value}")
+            raise StorageError(f"cannot {what} {self._name()}: the writer is {self._state.value}")
 
     def _write_fd(self, chunk: bytes) -> None:
         """The one raw write (in a worker thread); a seam for tests that need a full disk."""
         write_all(self._fd, chunk)
+
+    def _create_sync(self) -> _HashingFile:
+        """Locate the final path and create its locked ``.part`` (blocking); idempotent.
+
+        A ``.part`` another live process holds raises :class:`~harvester.errors.PartBusyError`;
+        a dead run's leftover is taken over.
+        """
+        if self._file is not None:
+            return self._file
+        final = self._locate()
+        part = final.with_name(part_name(final.name))
+        fd = _create_locked(part)
+        self._fd, self._part, self._final = fd, part, final
+        self._file = _HashingFile(fd, self._write_fd)
+        self._aio = AsyncFileIO(self._file, None, _WRITE_POOL)
+        return self._file
 
     def _take_batch(self) -> bytes:
         data = self._batch[0] if len(self._batch) == 1 else b"".join(self._batch)
@@ -154,6 +247,9 @@ class PartWriter:
             return
         data = self._take_batch()
         with anyio.CancelScope(shield=True):
+            if self._aio is None:  # a deferred writer whose body outgrew one batch
+                await anyio.to_thread.run_sync(self._create_sync)
+            assert self._aio is not None
             try:
                 await self._aio.write(data)
             except OSError as exc:
@@ -165,6 +261,8 @@ class PartWriter:
         self._batch.clear()
         self._batched = 0
         self.bytes_written = 0
+        if self._file is None:
+            return  # nothing reached the disk yet: nothing to undo, no thread call
         with anyio.CancelScope(shield=True):
             try:
                 await anyio.to_thread.run_sync(self._file.restart)
@@ -174,16 +272,22 @@ class PartWriter:
     async def commit(self) -> ArchivedFile:
         """Make the payload final; only now does its name exist (the crash rule).
 
-        If the caller is cancelled while this runs, the worker thread still finishes: the file
-        is then final but the caller never records it, and the next run downloads it again.
+        One worker-thread call: for a deferred writer whose body fits in one batch it creates
+        the ``.part``, writes, fsyncs, renames and fsyncs the folder, so a small file costs a
+        single hop. If the caller is cancelled while this runs, the worker thread still
+        finishes: the file is then final but the caller never records it, and the next run
+        downloads it again.
         """
         self._require_open("commit")
         return await anyio.to_thread.run_sync(self._commit_sync, self._take_batch())
 
     def _commit_sync(self, rest: bytes) -> ArchivedFile:
+        file = self._create_sync()
+        assert self._part is not None
+        assert self._final is not None
         if rest:
             try:
-                self._file.write(rest)
+                file.write(rest)
             except OSError as exc:
                 raise storage_error(f"cannot write {self._part}", exc) from exc
         try:
@@ -195,42 +299,48 @@ class PartWriter:
             raise storage_error(f"cannot commit {self._final}", exc) from exc
         self._state = _State.COMMITTED
         os.close(self._fd)
+        # commit returns only once this rename is durable (the manifest line that follows claims
+        # the file); files renamed into one folder at once share the fsync (see _DirSyncs).
         try:
-            fsync_dir(self._final.parent)
+            _DIR_SYNCS.sync(self._final.parent)
         except OSError as exc:
             raise storage_error(f"cannot sync directory of {self._final}", exc) from exc
-        return ArchivedFile(self._relpath.as_posix(), self._file.size, self._file.digest.hexdigest())
+        return ArchivedFile(self._relpath.as_posix(), file.size, file.digest.hexdigest())
 
     async def _close(self) -> None:
-        """Drop an uncommitted part (one shielded thread call); a committed one needs none."""
-        if self._state is _State.OPEN:
+        """Drop an uncommitted part (one shielded thread call); a committed one needs none.
+
+        A deferred writer that never created its ``.part`` has nothing on disk to drop.
+        """
+        if self._state is _State.OPEN and self._file is not None:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._discard)
+        self._batch.clear()
         self._state = _State.CLOSED
 
     def _discard(self) -> None:
         """Remove the ``.part``; never raises, because it runs while another error unwinds."""
         self._batch.clear()
-        try:
-            os.unlink(self._part)  # still under our flock, so it is certainly ours
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            _log.warning("storage.part_not_removed", extra={"path": str(self._part), "error": str(exc)})
+        if self._part is not None:
+            try:
+                os.unlink(self._part)  # still under our flock, so it is certainly ours
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                _log.warning("storage.part_not_removed", extra={"path": str(self._part), "error": str(exc)})
         with contextlib.suppress(OSError):
             os.close(self._fd)
         self._state = _State.CLOSED
 
 
-def create_part(final: Path, relpath: PurePosixPath, writer_class: type[PartWriter]) -> PartWriter:
-    """Create the locked ``.part`` of ``final`` (blocking); a dead run's leftover is taken over.
-
-    A ``.part`` another live process holds raises :class:`~harvester.errors.PartBusyError`.
+def _create_locked(part: Path) -> int:
+    """Create the locked ``part`` (blocking) and return its descriptor; a dead run's leftover is
+    taken over, a ``.part`` another live process holds raises
+    :class:`~harvester.errors.PartBusyError`.
     """
-    part = final.with_name(part_name(final.name))
     for _ in range(3):
         try:
-            return writer_class(create_locked(part), part, final, relpath)
+            return create_locked(part)
         except FileExistsError:
             # A leftover from a killed run (take it over) or a live writer (refuse).
             try:
@@ -245,12 +355,19 @@ def create_part(final: Path, relpath: PurePosixPath, writer_class: type[PartWrit
 
 
 @asynccontextmanager
-async def open_part(create: Callable[[], PartWriter]) -> AsyncIterator[PartWriter]:
-    """Run ``create`` in a worker thread, yield the writer, and drop its ``.part`` unless committed."""
-    # Shielded: if we were cancelled while the thread created the .part, we would lose the
-    # writer and leak its descriptor and file. The body's first await sees the cancel.
-    with anyio.CancelScope(shield=True):
-        writer = await anyio.to_thread.run_sync(create)
+async def open_part(writer: PartWriter, *, defer: bool = False) -> AsyncIterator[PartWriter]:
+    """Yield ``writer`` and drop its ``.part`` unless committed.
+
+    Unless ``defer``, the ``.part`` is created first (one worker-thread call), so a busy or
+    refused path fails before a byte is fetched. A deferred writer (a body known to fit in one
+    batch) creates it inside its commit's single thread call instead; a refusal then surfaces
+    from :meth:`PartWriter.commit`, with nothing left on disk, having fetched at most one batch.
+    """
+    if not defer:
+        # Shielded: if we were cancelled while the thread created the .part, we would lose the
+        # writer and leak its descriptor and file. The body's first await sees the cancel.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(writer._create_sync)
     try:
         yield writer
     finally:

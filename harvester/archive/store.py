@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from harvester.archive import files, locks, ownership
 from harvester.archive.locks import LockHolder
 from harvester.archive.oserror import reason, storage_error
-from harvester.archive.part import PartWriter, create_part, open_part
+from harvester.archive.part import BATCH_BYTES, PartWriter, open_part
 from harvester.archive.paths import folder_parts, payload_parts, relparts
 from harvester.errors import FolderNotWritableError, StorageError
 
@@ -77,23 +77,24 @@ class Archive:
         Returns None when ``create`` is false and a directory does not exist yet.
         """
         current = self.root
-        if create:
+        if create and not current.is_dir():
             current.mkdir(parents=True, exist_ok=True)
         for part in parts:
             current = current / part
-            if create:
-                try:
-                    os.mkdir(current, 0o755)
-                except FileExistsError:
-                    pass
-                else:
-                    files.fsync_dir(current.parent)  # the new entry must survive a power cut too
+            # lstat first: nearly every payload's folders exist already, and a mkdir that fails
+            # with EEXIST costs a syscall and a Python exception per component per file.
             try:
                 mode = os.lstat(current).st_mode
             except FileNotFoundError:
-                if create:
-                    raise
-                return None
+                if not create:
+                    return None
+                try:
+                    os.mkdir(current, 0o755)
+                except FileExistsError:
+                    pass  # made by a peer meanwhile: checked below like any other
+                else:
+                    files.fsync_dir(current.parent)  # the new entry must survive a power cut too
+                mode = os.lstat(current).st_mode
             if stat.S_ISLNK(mode):
                 raise StorageError(
                     f"refusing to write through symlink {current}: it could lead outside the archive"
@@ -159,11 +160,26 @@ class Archive:
             raise StorageError(f"{path} is a symlink: the archive must not contain links")
         return stat.S_ISREG(mode)
 
-    def open_part(self, folder: str, relpath: PurePosixPath) -> AbstractAsyncContextManager[PartWriter]:
-        """Start a payload; leaving the block without :meth:`PartWriter.commit` discards it."""
-        return open_part(functools.partial(self._create_part, folder, PurePosixPath(relpath)))
+    def open_part(
+        self, folder: str, relpath: PurePosixPath, *, expected_size: int | None = None
+    ) -> AbstractAsyncContextManager[PartWriter]:
+        """Start a payload; leaving the block without :meth:`PartWriter.commit` discards it.
 
-    def _create_part(self, folder: str, relpath: PurePosixPath) -> PartWriter:
+        ``expected_size`` (a Content-Length, the length of bytes in hand): when it fits in one
+        batch, the ``.part`` is created by the commit's single thread call instead of a thread
+        call of its own (see :mod:`~harvester.archive.part`); the path checks are the same,
+        they only run later, so a refused path fails the commit instead of the block's start.
+        """
+        relpath = PurePosixPath(relpath)
+        if expected_size is not None:  # refuse a bad name now (pure checks), not after the fetch
+            self.folder(folder)
+            payload_parts(relpath)
+        writer = self.writer_class(functools.partial(self._payload_final, folder, relpath), relpath)
+        defer = expected_size is not None and expected_size <= BATCH_BYTES
+        return open_part(writer, defer=defer)
+
+    def _payload_final(self, folder: str, relpath: PurePosixPath) -> Path:
+        """The checked final path of a payload, its folders created (blocking)."""
         try:
             final = self._payload_path(folder, relpath, create=True)
         except OSError as exc:
@@ -171,7 +187,7 @@ class Archive:
                 f"cannot create folders for {folder}/{relpath}", exc, denied=FolderNotWritableError
             ) from exc
         assert final is not None  # create=True never returns None
-        return create_part(final, relpath, self.writer_class)
+        return final
 
     # --- small files ---------------------------------------------------------------------
 

@@ -131,7 +131,7 @@ class Incident:
     async def _write_bundle_file(self, relpath: PurePosixPath, data: bytes) -> None:
         """A file about the whole bundle: in its manifest with no instance fields."""
         engine = self.engine
-        async with engine.archive.open_part(self.bundle, relpath) as part:
+        async with engine.archive.open_part(self.bundle, relpath, expected_size=len(data)) as part:
             await part.write(data)
             archived = await part.commit()
         entry = ManifestEntry.for_metadata(
@@ -226,7 +226,7 @@ class Incident:
     async def _write_bytes(self, target: Target, relpath: PurePosixPath, data: bytes) -> None:
         """Metadata goes through the same atomic writer and into the same manifest as logs."""
         engine = self.engine
-        async with engine.archive.open_part(self.bundle, relpath) as part:
+        async with engine.archive.open_part(self.bundle, relpath, expected_size=len(data)) as part:
             await part.write(data)
             archived = await part.commit()
         entry = ManifestEntry.for_metadata(

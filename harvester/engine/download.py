@@ -43,7 +43,7 @@ async def fetch_to_archive(
 
     async with (
         open_download(transport, link.url, chunk_size=chunk_size, follow=follow) as body,
-        archive.open_part(folder, relpath) as part,
+        archive.open_part(folder, relpath, expected_size=body.content_length) as part,
     ):
         async for chunk in body.chunks():
             await part.write(chunk)

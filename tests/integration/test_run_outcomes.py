@@ -43,12 +43,14 @@ class FullDisk(Archive):
         super().__init__(root)
         self.room = room
 
-    def open_part(self, folder: str, relpath: PurePosixPath) -> AbstractAsyncContextManager[PartWriter]:
+    def open_part(
+        self, folder: str, relpath: PurePosixPath, *, expected_size: int | None = None
+    ) -> AbstractAsyncContextManager[PartWriter]:
         if self.room <= 0:
             exc = _oserror(errno.ENOSPC)
             raise StorageError(f"cannot write {folder}/{relpath}.part: {exc.strerror}") from exc
         self.room -= 1
-        return super().open_part(folder, relpath)
+        return super().open_part(folder, relpath, expected_size=expected_size)
 
 
 class ReadOnlyFolder(Archive):
@@ -58,11 +60,13 @@ class ReadOnlyFolder(Archive):
         super().__init__(root)
         self.read_only = folder
 
-    def open_part(self, folder: str, relpath: PurePosixPath) -> AbstractAsyncContextManager[PartWriter]:
+    def open_part(
+        self, folder: str, relpath: PurePosixPath, *, expected_size: int | None = None
+    ) -> AbstractAsyncContextManager[PartWriter]:
         if folder == self.read_only:
             exc = _oserror(errno.EACCES)
             raise StorageError(f"cannot create folders for {folder}/{relpath}: {exc.strerror}") from exc
-        return super().open_part(folder, relpath)
+        return super().open_part(folder, relpath, expected_size=expected_size)
 
 
 async def _run_with(settings: Settings, archive: Archive) -> RunSummary:
