@@ -286,6 +286,7 @@ def side_harvester(
                 "concurrency": args.concurrency,
                 "chunk_size": args.chunk_size,
                 "profile": args.profile,
+                "uvloop": args.uvloop,
             }
         )
     )
@@ -324,14 +325,15 @@ def total_bytes(folder: Path) -> int:
 def harvester_side(spec_path: Path) -> None:
     """In a fresh process: download every URL through the harvester; print JSON to stdout."""
     spec = json.loads(spec_path.read_text())
+    options = {"use_uvloop": True} if spec.get("uvloop") else {}
     if spec["profile"]:
         profiler = cProfile.Profile()
         profiler.enable()
-        result = anyio.run(_harvest, spec)
+        result = anyio.run(_harvest, spec, backend_options=options)
         profiler.disable()
         profiler.dump_stats(spec["profile"])
     else:
-        result = anyio.run(_harvest, spec)
+        result = anyio.run(_harvest, spec, backend_options=options)
     print(json.dumps(result))
 
 
@@ -426,6 +428,9 @@ def main() -> None:
         type=Path,
         default=None,
         help="also run the harvester side from this directory holding an older `harvester` package",
+    )
+    parser.add_argument(
+        "--uvloop", action="store_true", help="run the harvester side on uvloop (pip install uvloop)"
     )
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
