@@ -18,6 +18,9 @@ Which thread does what, and why (measured with ``bench/bench_part_writer.py``, f
   size by itself) is written by one ``aiofiles`` call, whose file object also hashes and counts
   the bytes in that worker thread: sha256 never runs on the event loop, and a body that arrives
   in small network reads is written in large pieces;
+* after that first batch, a large body goes to the worker thread :data:`FLUSH_BYTES` at a time,
+  as the list of pieces the network delivered (``writelines``): never joined into a new object
+  on the event loop, and one thread hop per MiB rather than per network read;
 * :meth:`PartWriter.commit` writes what is still gathered, fsyncs and renames in ONE
   worker-thread call, and a committed writer needs no clean-up call: a body of known small
   size costs one thread hop (commit), another small body two (create, commit), where a hop
@@ -64,6 +67,9 @@ _log = logging.getLogger(__name__)
 
 #: Body bytes gathered before one write: small bodies wait for the commit's single thread call.
 BATCH_BYTES = 256 * 1024
+#: A body that outgrew its first batch is large: it goes to the writer thread this much at a
+#: time, one thread hop per MiB instead of one per network read (measured in bench/README.md).
+FLUSH_BYTES = 1024 * 1024
 # The pool aiofiles runs body writes on. Not the loop's default executor: aiohttp resolves host
 # names there, and a slow disk must not hold up a DNS lookup. Its idle threads cost nothing.
 _WRITE_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="archive-write")
@@ -243,15 +249,18 @@ class PartWriter:
         self._batch.append(chunk)
         self._batched += len(chunk)
         self.bytes_written += len(chunk)
-        if self._batched < BATCH_BYTES:
+        # The first batch waits for BATCH_BYTES; once part of the body is on disk, FLUSH_BYTES.
+        if self._batched < (BATCH_BYTES if self._batched == self.bytes_written else FLUSH_BYTES):
             return
-        data = self._take_batch()
+        # The pieces as they came, not joined: that would copy every byte once more on the event
+        # loop. writelines hands each to _HashingFile.write, in the worker thread.
+        pieces, self._batch, self._batched = self._batch, [], 0
         with anyio.CancelScope(shield=True):
             if self._aio is None:  # a deferred writer whose body outgrew one batch
                 await anyio.to_thread.run_sync(self._create_sync)
             assert self._aio is not None
             try:
-                await self._aio.write(data)
+                await self._aio.writelines(pieces)
             except OSError as exc:
                 raise storage_error(f"cannot write {self._part}", exc) from exc
 

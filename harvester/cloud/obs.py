@@ -96,7 +96,7 @@ class Download:
         body, a compressed stream that reached its end.
         """
         decoder = BodyDecoder(self.codings, max_piece=self._chunk_size) if self.codings else None
-        async for raw in self._stream.iter_raw(self._chunk_size):
+        async for raw in self._stream.iter_raw():
             if decoder is None:
                 yield raw
                 continue
@@ -137,7 +137,7 @@ def open_download(
 async def _open(
     transport: Transport, url: SignedUrl, chunk_size: int, follow: Follow | None
 ) -> AsyncIterator[Download]:
-    stream = await _following(transport, url, follow)
+    stream = await _following(transport, url, follow, chunk_size)
     try:
         safe = stream.url.redacted
         if stream.status != 200:
@@ -151,11 +151,11 @@ async def _open(
         stream.close()
 
 
-async def _following(transport: Transport, url: SignedUrl, follow: Follow | None) -> Stream:
+async def _following(transport: Transport, url: SignedUrl, follow: Follow | None, chunk_size: int) -> Stream:
     """The first answer that is not a redirect we may follow (the link that gave it is its url)."""
     current = url
     for hops in range(MAX_REDIRECTS + 1):
-        stream = await transport.open_stream(current, headers=IDENTITY)
+        stream = await transport.open_stream(current, headers=IDENTITY, read_bufsize=chunk_size)
         if stream.status not in REDIRECT_STATUSES or follow is None:
             return stream
         status, location = stream.status, stream.headers.get("Location", "")

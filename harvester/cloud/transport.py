@@ -242,19 +242,29 @@ class Stream:
         with map_errors(label(self._what, "GET", self.url.redacted)):
             return await self._response.content.read(limit)
 
-    async def iter_raw(self, chunk_size: int) -> AsyncIterator[bytes]:
-        """The body as it arrives; ``stall_timeout`` without a byte ends it as incomplete."""
-        pieces = self._response.content.iter_chunked(chunk_size).__aiter__()
-        where = f"GET {self.url.redacted}"
-        while True:
-            with map_errors(where, body=self):
-                try:
-                    with anyio.fail_after(self.stall_timeout):
-                        chunk = await pieces.__anext__()
-                except StopAsyncIteration:
+    async def iter_raw(self) -> AsyncIterator[bytes]:
+        """The body in the pieces the socket delivered; ``stall_timeout`` without a byte ends it.
+
+        Each piece is the ``bytes`` aiohttp already holds, handed on as it is: reading a fixed
+        size (``iter_chunked``) would join several pieces into a new object, one more copy of
+        every byte on the event loop. How much arrives before the socket is paused is the
+        request's ``read_bufsize`` (see :meth:`Transport.open_stream`).
+
+        The stall clock is the download session's ``sock_read`` (``stall_timeout``): aiohttp
+        restarts it on every byte received and stops it while reading is paused because *we*
+        have not consumed the buffer yet, so a slow disk is never mistaken for a stalled peer.
+        No per-piece timer of our own is needed on top of it.
+        """
+        content = self._response.content
+        with map_errors(f"GET {self.url.redacted}", body=self):
+            while True:
+                piece, chunk_end = await content.readchunk()
+                if not piece:
+                    if chunk_end:
+                        continue  # the end of an HTTP chunk: more may follow
                     return
-            self.bytes_read += len(chunk)
-            yield chunk
+                self.bytes_read += len(piece)
+                yield piece
 
     def close(self) -> None:
         """Hand the connection back; one whose body was not read to the end is dropped, not reused."""
@@ -385,15 +395,25 @@ class Transport:
                 return Response(resp.status, resp.headers, await resp.read())
 
     async def open_stream(
-        self, url: SignedUrl, *, headers: Mapping[str, str] | None = None, what: str = "download"
+        self,
+        url: SignedUrl,
+        *,
+        headers: Mapping[str, str] | None = None,
+        what: str = "download",
+        read_bufsize: int | None = None,
     ) -> Stream:
         """GET a pre-signed link on the download session; returns once status and headers are in.
 
-        A redirect comes back as it is, for the caller to vet and follow.
+        A redirect comes back as it is, for the caller to vet and follow. ``read_bufsize``: body
+        bytes buffered before reading from the socket pauses (aiohttp pauses above twice this
+        and resumes below it); aiohttp's 64 KiB default pauses and resumes the socket on nearly
+        every read of a fast transfer.
         """
         session = self._session("obs")
         target = URL(url.reveal(), encoded=True)
         waiting = f"{self.stall_timeout:g} s (download.stall_timeout)"
         with self._attempt(target, label(what, "GET", url.redacted), waiting=waiting):
-            resp = await session.get(target, allow_redirects=False, headers=dict(headers or {}))
+            resp = await session.get(
+                target, allow_redirects=False, headers=dict(headers or {}), read_bufsize=read_bufsize
+            )
         return Stream(resp, url, what=what, stall_timeout=self.stall_timeout)
