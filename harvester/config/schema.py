@@ -451,7 +451,8 @@ class DownloadSettings(_Model):
         default=1048576,
         ge=64 * 1024,
         le=64 * 1024 * 1024,
-        description="Bytes per read while streaming a file (64 KiB .. 64 MiB).",
+        description="Read buffer per download connection (64 KiB .. 64 MiB): up to twice this is buffered "
+        "before the socket pauses; also the largest decoded piece.",
     )
     expiry_margin: float = Field(
         default=30.0,
