@@ -21,6 +21,7 @@ import anyio.to_thread
 from harvester.archive.manifest import (
     ManifestEntry,
     Parsed,
+    digest_list,
     load,
     manifest_folders,
     parse_lines,
@@ -48,7 +49,10 @@ class _Digests:
     inode: int
     offset: int
     tail: bytes
-    parsed: Parsed
+    # path -> sha256, in first-appearance order: all a record needs (is the path known, the
+    # list's lines). Not the parsed entries: a day folder of a large fleet holds tens of
+    # thousands of files, and a full entry with its decoded JSON costs ~1.7 KiB each.
+    digests: dict[str, str]
 
 
 class ManifestWriter:
@@ -94,12 +98,12 @@ class ManifestWriter:
             known = exists and path in self._refresh(folder)
             before = self._archive.append_durably(f"{folder}/{MANIFEST_NAME}", line)
             try:
-                entries = self._refresh(folder)
+                digests = self._refresh(folder)
                 if known:
                     sha_path = self._archive.folder(folder) / SHA_LIST_NAME
-                    self._archive.write_bytes_atomic(sha_path, sha_list(entries))
+                    self._archive.write_bytes_atomic(sha_path, digest_list(digests))
                 else:
-                    line_bytes = sha_line(path, entries[path].sha256).encode()
+                    line_bytes = sha_line(path, digests[path]).encode()
                     self._archive.append_durably(f"{folder}/{SHA_LIST_NAME}", line_bytes)
             except StorageError:
                 self._cache.pop(folder, None)
@@ -126,7 +130,7 @@ class ManifestWriter:
             return entry  # not the file this entry describes: leave mtime out, size decides
         return dataclasses.replace(entry, mtime_ns=st.st_mtime_ns)
 
-    def _refresh(self, folder: str) -> Mapping[str, ManifestEntry]:
+    def _refresh(self, folder: str) -> Mapping[str, str]:
         """Bring the cached parse of ``folder``'s manifest up to date; call under its flock."""
         manifest = self._archive.folder(folder) / MANIFEST_NAME
         try:
@@ -141,17 +145,20 @@ class ManifestWriter:
                 ):
                     cached = None
                 if cached is None:
-                    cached = _Digests(st.st_dev, st.st_ino, 0, b"", Parsed())
+                    cached = _Digests(st.st_dev, st.st_ino, 0, b"", {})
                 fh.seek(cached.offset)
                 data = fh.read()
         except OSError as exc:
             raise StorageError(f"cannot read {manifest}: {exc.strerror or exc}") from exc
-        used = parse_lines(data, cached.parsed)
+        fresh = Parsed()
+        used = parse_lines(data, fresh)
         if used:
             cached.offset += used
             cached.tail = data[data.rfind(b"\n", 0, used - 1) + 1 : used]
+        for path, entry in fresh.entries.items():
+            cached.digests[path] = entry.sha256  # the later line wins; dicts keep first position
         self._cache[folder] = cached
-        return cached.parsed.entries  # read-only view of the cache: no O(n) copy per record
+        return cached.digests  # read-only view of the cache: no O(n) copy per record
 
     async def reconcile(self, folder: str) -> bool:
         """Cut a torn tail and regenerate a lagging sha256 list; True if anything changed."""
