@@ -41,7 +41,6 @@ from harvester.models import ArchivedFile, ArchiveKey, LogFile, Replica, SignedL
 __all__ = [
     "ManifestEntry",
     "Parsed",
-    "digest_list",
     "load",
     "manifest_folders",
     "parse_lines",
@@ -238,12 +237,7 @@ def sha_line(path: str, digest: str) -> str:
 def sha_list(entries: Mapping[str, ManifestEntry]) -> bytes:
     """The sha256 list of ``entries``, in manifest order (first appearance), so recording a new
     file only appends a line."""
-    return digest_list({path: entry.sha256 for path, entry in entries.items()})
-
-
-def digest_list(digests: Mapping[str, str]) -> bytes:
-    """:func:`sha_list` from each path's sha256 alone (what a writer keeps of a folder)."""
-    return "".join(sha_line(path, digest) for path, digest in digests.items()).encode()
+    return "".join(sha_line(path, entry.sha256) for path, entry in entries.items()).encode()
 
 
 def manifest_folders(root: Path, *, include_incidents: bool = True) -> list[str]:

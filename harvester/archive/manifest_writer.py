@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,6 @@ import anyio.to_thread
 from harvester.archive.manifest import (
     ManifestEntry,
     Parsed,
-    digest_list,
     load,
     manifest_folders,
     parse_lines,
@@ -49,10 +48,10 @@ class _Digests:
     inode: int
     offset: int
     tail: bytes
-    # path -> sha256, in first-appearance order: all a record needs (is the path known, the
-    # list's lines). Not the parsed entries: a day folder of a large fleet holds tens of
-    # thousands of files, and a full entry with its decoded JSON costs ~1.7 KiB each.
-    digests: dict[str, str]
+    # The paths recorded: all a record needs to know (append a line, or regenerate the list
+    # for a path recorded again). Not the parsed entries: a day folder of a large fleet holds
+    # tens of thousands of files, and an entry with its decoded JSON costs ~1.7 KiB each.
+    paths: set[str]
 
 
 class ManifestWriter:
@@ -98,12 +97,17 @@ class ManifestWriter:
             known = exists and path in self._refresh(folder)
             before = self._archive.append_durably(f"{folder}/{MANIFEST_NAME}", line)
             try:
-                digests = self._refresh(folder)
-                if known:
-                    sha_path = self._archive.folder(folder) / SHA_LIST_NAME
-                    self._archive.write_bytes_atomic(sha_path, digest_list(digests))
+                self._refresh(folder)
+                if known:  # rare (a repair, another shard): read the manifest back in full
+                    base = self._archive.folder(folder)
+                    manifest = base / MANIFEST_NAME
+                    try:
+                        listed = sha_list(load(manifest).entries)
+                    except OSError as exc:
+                        raise StorageError(f"cannot read {manifest}: {exc.strerror or exc}") from exc
+                    self._archive.write_bytes_atomic(base / SHA_LIST_NAME, listed)
                 else:
-                    line_bytes = sha_line(path, digests[path]).encode()
+                    line_bytes = sha_line(path, entry.sha256).encode()
                     self._archive.append_durably(f"{folder}/{SHA_LIST_NAME}", line_bytes)
             except StorageError:
                 self._cache.pop(folder, None)
@@ -130,7 +134,7 @@ class ManifestWriter:
             return entry  # not the file this entry describes: leave mtime out, size decides
         return dataclasses.replace(entry, mtime_ns=st.st_mtime_ns)
 
-    def _refresh(self, folder: str) -> Mapping[str, str]:
+    def _refresh(self, folder: str) -> Set[str]:
         """Bring the cached parse of ``folder``'s manifest up to date; call under its flock."""
         manifest = self._archive.folder(folder) / MANIFEST_NAME
         try:
@@ -145,7 +149,7 @@ class ManifestWriter:
                 ):
                     cached = None
                 if cached is None:
-                    cached = _Digests(st.st_dev, st.st_ino, 0, b"", {})
+                    cached = _Digests(st.st_dev, st.st_ino, 0, b"", set())
                 fh.seek(cached.offset)
                 data = fh.read()
         except OSError as exc:
@@ -155,10 +159,9 @@ class ManifestWriter:
         if used:
             cached.offset += used
             cached.tail = data[data.rfind(b"\n", 0, used - 1) + 1 : used]
-        for path, entry in fresh.entries.items():
-            cached.digests[path] = entry.sha256  # the later line wins; dicts keep first position
+        cached.paths.update(fresh.entries)
         self._cache[folder] = cached
-        return cached.digests  # read-only view of the cache: no O(n) copy per record
+        return cached.paths  # read-only view of the cache: no O(n) copy per record
 
     async def reconcile(self, folder: str) -> bool:
         """Cut a torn tail and regenerate a lagging sha256 list; True if anything changed."""

@@ -228,8 +228,17 @@ class Fetcher:
 
     async def _link(self, lf: LogFile) -> SignedLink:
         target = lf.replica.target
-        async with self._instance_slots(target.instance_id):
-            link = await self._core.project_of(target).client.create_link(target.instance_id, lf.log_id)
+        slots = self._instance_slots(target.instance_id)
+        try:
+            async with slots:
+                link = await self._core.project_of(target).client.create_link(target.instance_id, lf.log_id)
+        finally:
+            # Idle (nobody holds or waits for it): forget it, so a night of thousands of
+            # instances keeps only the semaphores of the instances linking now.
+            mine = self._link_slots.get(target.instance_id) is slots
+            idle = slots.value == self._core.settings.limits.per_instance_concurrency
+            if mine and idle and not slots.statistics().tasks_waiting:
+                del self._link_slots[target.instance_id]
         log.debug("harvest.link_requested", url=link.url.redacted, expires_at=link.expires_at.isoformat())
         return link
 
