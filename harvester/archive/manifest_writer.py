@@ -48,10 +48,12 @@ class _Digests:
     inode: int
     offset: int
     tail: bytes
-    # The paths recorded: all a record needs to know (append a line, or regenerate the list
-    # for a path recorded again). Not the parsed entries: a day folder of a large fleet holds
-    # tens of thousands of files, and an entry with its decoded JSON costs ~1.7 KiB each.
-    paths: set[str]
+    # hash() of each path recorded: all a record needs to know (append a line, or regenerate
+    # the list for a path recorded again). Not the parsed entries: a day folder of a large fleet
+    # holds tens of thousands of files, and an entry with its decoded JSON costs ~1.7 KiB each
+    # (a path string ~0.2 KiB, its hash ~60 B). A hash collision only makes a new path look
+    # recorded, which regenerates the list from the manifest: slower, never wrong.
+    paths: set[int]
 
 
 class ManifestWriter:
@@ -94,7 +96,7 @@ class ManifestWriter:
             path = entry.path
             line = (entry.to_json() + "\n").encode()
             exists = (self._archive.folder(folder) / MANIFEST_NAME).exists()
-            known = exists and path in self._refresh(folder)
+            known = exists and hash(path) in self._refresh(folder)
             before = self._archive.append_durably(f"{folder}/{MANIFEST_NAME}", line)
             try:
                 self._refresh(folder)
@@ -134,7 +136,7 @@ class ManifestWriter:
             return entry  # not the file this entry describes: leave mtime out, size decides
         return dataclasses.replace(entry, mtime_ns=st.st_mtime_ns)
 
-    def _refresh(self, folder: str) -> Set[str]:
+    def _refresh(self, folder: str) -> Set[int]:
         """Bring the cached parse of ``folder``'s manifest up to date; call under its flock."""
         manifest = self._archive.folder(folder) / MANIFEST_NAME
         try:
@@ -159,7 +161,7 @@ class ManifestWriter:
         if used:
             cached.offset += used
             cached.tail = data[data.rfind(b"\n", 0, used - 1) + 1 : used]
-        cached.paths.update(fresh.entries)
+        cached.paths.update(map(hash, fresh.entries))
         self._cache[folder] = cached
         return cached.paths  # read-only view of the cache: no O(n) copy per record
 
