@@ -30,6 +30,7 @@ Never run by the test suite.
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import contextlib
 import importlib
@@ -44,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import asdict, dataclass, field
@@ -119,6 +121,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--profile", type=Path, help="write a pyinstrument HTML profile of the harvest here")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    p.add_argument(
+        "--tracemalloc",
+        type=int,
+        default=0,
+        metavar="N",
+        help="trace allocations; print the N largest allocation sites at the traced peak to stderr",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (archive, config)")
     args = p.parse_args(argv)
     if args.defaults:
@@ -305,12 +314,24 @@ class Trace:
     """What the harvester did, seen from just above the transport, on one monotonic clock."""
 
     t0: float = 0.0
-    calls: list[tuple[str, float, float]] = field(default_factory=list)  # kind, start, end
+    # Per API call: kind, start, end; in arrays, so that the bench's own bookkeeping adds
+    # ~24 B per call to the peak RSS it reports, not ~120 B (a tuple of two floats).
+    call_kinds: list[str] = field(default_factory=list)  # interned kind names
+    call_starts: array.array[float] = field(default_factory=lambda: array.array("d"))
+    call_ends: array.array[float] = field(default_factory=lambda: array.array("d"))
     waits: list[tuple[float, float]] = field(default_factory=list)  # Collector.wait
     fetches: list[tuple[float, float, int]] = field(default_factory=list)  # Fetcher.fetch_all, files
-    archived_at: list[float] = field(default_factory=list)
+    archived_at: array.array[float] = field(default_factory=lambda: array.array("d"))
     events: Counter[str] = field(default_factory=Counter)
     peak_tasks: int = 0
+    traced_peak: int = 0  # bytes, with --tracemalloc
+    peak_snapshot: tracemalloc.Snapshot | None = None
+    end_snapshot: tracemalloc.Snapshot | None = None  # what the run still holds when it ends
+
+    @property
+    def calls(self) -> list[tuple[str, float, float]]:
+        """Every API call as (kind, start, end): built for the report, after the run."""
+        return list(zip(self.call_kinds, self.call_starts, self.call_ends, strict=True))
 
     def now(self) -> float:
         return time.perf_counter() - self.t0
@@ -334,7 +355,9 @@ def instrument(engine: Engine, trace: Trace) -> None:
         try:
             return await send(*a, **kw)
         finally:
-            trace.calls.append((_kind(str(kw.get("what", ""))), start, trace.now()))
+            trace.call_kinds.append(_kind(str(kw.get("what", ""))))
+            trace.call_starts.append(start)
+            trace.call_ends.append(trace.now())
 
     setattr(transport, "send", timed_request)  # noqa: B010 - bypass the method type
 
@@ -404,10 +427,35 @@ def _cpu_seconds() -> float:
 
 
 async def sample_tasks(trace: Trace) -> None:
-    """How many tasks are alive: each one waiting on a limiter still holds its frames."""
+    """How many tasks are alive: each one waiting on a limiter still holds its frames.
+
+    With ``--tracemalloc``, also keeps a snapshot of the live allocations whenever the traced
+    total passes its highest sample so far (at most once a second): what the peak is made of.
+    """
+    last_snapshot = 0.0
     while True:
         trace.peak_tasks = max(trace.peak_tasks, len(asyncio.all_tasks()))
+        if tracemalloc.is_tracing() and time.monotonic() - last_snapshot >= 1.0:
+            current, _ = tracemalloc.get_traced_memory()
+            if current > trace.traced_peak:
+                trace.traced_peak = current
+                trace.peak_snapshot = tracemalloc.take_snapshot()
+                last_snapshot = time.monotonic()
         await anyio.sleep(0.5)  # all_tasks() walks every task: rarely, or it costs the run CPU
+
+
+def print_top_allocations(snapshot: tracemalloc.Snapshot, total: int, n: int) -> None:
+    """The ``n`` allocation sites holding the most memory in ``snapshot``, to stderr."""
+    print(f"traced at the sampled peak: {total / MIB:.1f} MiB; largest sites:", file=sys.stderr)
+    for stat in snapshot.statistics("lineno")[:n]:
+        frame = stat.traceback[0]
+        print(
+            f"{stat.size / 1024:>10.1f} KiB {stat.count:>8} blocks  {frame.filename}:{frame.lineno}",
+            file=sys.stderr,
+        )
+    for stat in snapshot.statistics("traceback")[:3]:
+        print(f"{stat.size / 1024:>10.1f} KiB allocated at:", file=sys.stderr)
+        print("\n".join(stat.traceback.format(most_recent_first=True)), file=sys.stderr)
 
 
 async def harvest(settings: Settings, trace: Trace) -> RunOutcome:
@@ -424,6 +472,8 @@ async def harvest(settings: Settings, trace: Trace) -> RunOutcome:
             tg.start_soon(sample_tasks, trace)
             summary = await Nightly(engine, NightlyOptions()).run()
             tg.cancel_scope.cancel()
+        if tracemalloc.is_tracing():
+            trace.end_snapshot = tracemalloc.take_snapshot()
     makespan = trace.now()
     archived = [f for f in summary.files if f.outcome is Outcome.ARCHIVED]
     return RunOutcome(
@@ -486,6 +536,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     return await with_emulator(handle)
 
             outcome, counters = anyio.run(in_process, backend_options=eventloop.backend_options())
+        if trace.peak_snapshot is not None:
+            print_top_allocations(trace.peak_snapshot, trace.traced_peak, args.tracemalloc)
+        if trace.end_snapshot is not None:
+            held = sum(stat.size for stat in trace.end_snapshot.statistics("filename"))
+            print("when the run ended (still held):", file=sys.stderr)
+            print_top_allocations(trace.end_snapshot, held, args.tracemalloc)
         return {**report_data(args, outcome, counters, trace), "archive_before": prefilled}
     finally:
         devnull.close()
@@ -517,7 +573,8 @@ def report_data(
     requests: dict[str, int] = counters["requests"]
     fleet: dict[str, Any] = counters["fleet"]
     api_calls = requests.get("dcs", 0) + requests.get("links", 0) + requests.get("iam", 0)
-    by_kind = Counter(kind for kind, _, _ in trace.calls)
+    calls = trace.calls
+    by_kind = Counter(kind for kind, _, _ in calls)
 
     instances = int(fleet["instances"])
     sharded = instances - int(fleet["modes"].get("single", 0))
@@ -534,10 +591,10 @@ def report_data(
     critical_path = chain_calls * lat + args.collect_delay + args.obs_latency_ms / 1000
     lower_bound = max(critical_path, lat + max(necessary - 1, 0) * lat / conc)
 
-    busy = sum(end - start for _, start, end in trace.calls)
-    first = {k: min((s for kk, s, _ in trace.calls if kk == k), default=0.0) for k in by_kind}
-    last = {k: max((e for kk, _, e in trace.calls if kk == k), default=0.0) for k in by_kind}
-    durations = [end - start for _, start, end in trace.calls]
+    busy = sum(end - start for _, start, end in calls)
+    first = {k: min((s for kk, s, _ in calls if kk == k), default=0.0) for k in by_kind}
+    last = {k: max((e for kk, _, e in calls if kk == k), default=0.0) for k in by_kind}
+    durations = [end - start for _, start, end in calls]
     return {
         "params": {
             "instances": args.instances,
@@ -669,6 +726,8 @@ def _fmt_stats(s: dict[str, float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.tracemalloc:
+        tracemalloc.start(12)
     data = run(args)
     if args.json:
         print(json.dumps(data))

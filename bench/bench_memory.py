@@ -10,6 +10,8 @@ the harvester's alone. Two sweeps:
 
     python bench/bench_memory.py
     python bench/bench_memory.py --sizes-mib 1 64 --fleets 50 200   # quicker
+    python bench/bench_memory.py --sizes-mib --fleets 1100 4300 --log-size 1024 --quiet-rate 0.01
+        # issue 10's goal 4: ~25,000 and ~100,000 files (the big one takes many minutes)
 
 Downloads stream in ``download.chunk_size`` pieces, so RSS should not follow file size; what it
 may follow is the number of files and instances, whose records the run keeps. The emulator
@@ -64,7 +66,8 @@ def cases(args: argparse.Namespace) -> list[Case]:
                 f"{n} instances",
                 (
                     f"--instances={n}",
-                    "--log-size=16384",
+                    f"--log-size={args.log_size}",
+                    f"--quiet-rate={args.quiet_rate}",
                     f"--latency-ms={args.latency_ms}",
                     f"--download-concurrency={args.download_concurrency}",
                 ),
@@ -73,7 +76,7 @@ def cases(args: argparse.Namespace) -> list[Case]:
     return out
 
 
-def run_case(case: Case, chunk_size: int) -> dict[str, Any]:
+def run_case(case: Case, chunk_size: int, timeout: float = 3600.0) -> dict[str, Any]:
     argv = [
         sys.executable,
         str(HERE / "bench_harvest.py"),
@@ -81,7 +84,7 @@ def run_case(case: Case, chunk_size: int) -> dict[str, Any]:
         f"--chunk-size={chunk_size}",
         *case.argv,
     ]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=900)
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"{case.label}: bench_harvest.py failed ({done.returncode}):\n{done.stderr}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -95,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--download-concurrency", type=int, default=8)
     p.add_argument("--chunk-size", type=int, default=MIB)
+    p.add_argument("--log-size", type=int, default=16384, help="fleet sweep: bytes of a day's log")
+    p.add_argument("--quiet-rate", type=float, default=0.1, help="fleet sweep: share of quiet days")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per case (the big fleets)")
     args = p.parse_args(argv)
 
     header = (
@@ -109,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * len(header), flush=True)
     for case in cases(args):
-        d = run_case(case, args.chunk_size)
+        d = run_case(case, args.chunk_size, args.timeout)
         r = d["run"]
         before, peak = r["rss_before_kib"] / 1024, r["rss_peak_kib"] / 1024
         files = r["files_archived"]

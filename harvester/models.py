@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 #: The ``query_time`` values DCS accepts when asked to collect run logs (contract section 2.1):
@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 QUERY_TIMES = (0, 1, 3, 7)
 
 Clock = Callable[[], datetime]
+_V = TypeVar("_V", str, date)
 
 
 def utcnow() -> datetime:
@@ -294,6 +295,42 @@ class FileResult:
             size=size,
             attempts=attempts,
             reason=reason,
+        )
+
+
+class Shared:
+    """One copy of each repeated value of the outcome records a run keeps.
+
+    A run keeps one :class:`FileResult` per file until its summary is written (100,000 at
+    fleet scale). Their project, instance, group, IP, day and reason repeat across thousands of
+    records, but each listing parse made its own copies (a string or date per field per file);
+    sharing them keeps a record at about a third of the bytes.
+    """
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[object, object] = {}
+
+    def __call__(self, value: _V) -> _V:
+        """``value``, or the equal value seen first (the same object from then on)."""
+        # Equal keys here are of one type (a str never equals a date), so this is a _V.
+        return cast("_V", self._seen.setdefault(value, value))
+
+    def result(self, r: FileResult) -> FileResult:
+        """``r`` with its repeated fields replaced by their shared copies (equal to ``r``)."""
+        return FileResult(
+            self(r.project),
+            self(r.instance_id),
+            self(r.instance_name),
+            self(r.group_name),
+            self(r.replication_ip),
+            self(r.day),
+            r.outcome,
+            file_name=r.file_name,
+            size=r.size,
+            attempts=r.attempts,
+            reason=self(r.reason),
         )
 
 

@@ -20,7 +20,7 @@ import copy
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +57,12 @@ class _Digests:
     inode: int
     offset: int
     tail: bytes
-    parsed: Parsed
+    # hash() of each path recorded: all a record needs to know (append a line, or regenerate
+    # the list for a path recorded again). Not the parsed entries: a day folder of a large fleet
+    # holds tens of thousands of files, and an entry with its decoded JSON costs ~1.7 KiB each
+    # (a path string ~0.2 KiB, its hash ~60 B). A hash collision only makes a new path look
+    # recorded, which regenerates the list from the manifest: slower, never wrong.
+    paths: set[int]
 
 
 @dataclass(slots=True, eq=False)
@@ -158,14 +163,19 @@ class ManifestWriter:
         with self._archive.exclusive(f"{folder}/{MANIFEST_LOCK}"):
             entries = [self._with_mtime(folder, entry) for entry in entries]
             exists = (self._archive.folder(folder) / MANIFEST_NAME).exists()
-            known: Mapping[str, ManifestEntry] = self._refresh(folder) if exists else {}
+            known: Set[int] = self._refresh(folder) if exists else frozenset()
             lines, sha_lines = batch_lines(entries, known)
             before = self._archive.append_durably(f"{folder}/{MANIFEST_NAME}", lines)
             try:
-                recorded = self._refresh(folder)
-                if sha_lines is None:
-                    sha_path = self._archive.folder(folder) / SHA_LIST_NAME
-                    self._archive.write_bytes_atomic(sha_path, sha_list(recorded))
+                self._refresh(folder)
+                if sha_lines is None:  # rare (a repair, another shard): read the manifest back in full
+                    base = self._archive.folder(folder)
+                    manifest = base / MANIFEST_NAME
+                    try:
+                        listed = sha_list(load(manifest).entries)
+                    except OSError as exc:
+                        raise StorageError(f"cannot read {manifest}: {exc.strerror or exc}") from exc
+                    self._archive.write_bytes_atomic(base / SHA_LIST_NAME, listed)
                 else:
                     self._archive.append_durably(f"{folder}/{SHA_LIST_NAME}", sha_lines)
             except StorageError:
@@ -193,7 +203,7 @@ class ManifestWriter:
             return entry  # not the file this entry describes: leave mtime out, size decides
         return dataclasses.replace(entry, mtime_ns=st.st_mtime_ns)
 
-    def _refresh(self, folder: str) -> Mapping[str, ManifestEntry]:
+    def _refresh(self, folder: str) -> Set[int]:
         """Bring the cached parse of ``folder``'s manifest up to date; call under its flock."""
         manifest = self._archive.folder(folder) / MANIFEST_NAME
         try:
@@ -208,17 +218,19 @@ class ManifestWriter:
                 ):
                     cached = None
                 if cached is None:
-                    cached = _Digests(st.st_dev, st.st_ino, 0, b"", Parsed())
+                    cached = _Digests(st.st_dev, st.st_ino, 0, b"", set())
                 fh.seek(cached.offset)
                 data = fh.read()
         except OSError as exc:
             raise StorageError(f"cannot read {manifest}: {exc.strerror or exc}") from exc
-        used = parse_lines(data, cached.parsed)
+        fresh = Parsed()
+        used = parse_lines(data, fresh)
         if used:
             cached.offset += used
             cached.tail = data[data.rfind(b"\n", 0, used - 1) + 1 : used]
+        cached.paths.update(map(hash, fresh.entries))
         self._cache[folder] = cached
-        return cached.parsed.entries  # read-only view of the cache: no O(n) copy per record
+        return cached.paths  # read-only view of the cache: no O(n) copy per record
 
     async def reconcile(self, folder: str) -> bool:
         """Cut a torn tail and regenerate a lagging sha256 list; True if anything changed."""
@@ -265,13 +277,12 @@ class ManifestWriter:
         return changed
 
 
-def batch_lines(
-    entries: Sequence[ManifestEntry], known: Mapping[str, ManifestEntry]
-) -> tuple[bytes, bytes | None]:
+def batch_lines(entries: Sequence[ManifestEntry], known: Set[int]) -> tuple[bytes, bytes | None]:
     """The bytes one batch appends: its manifest lines, and its sha256 lines in the same order.
 
-    The sha256 lines are None when a path of the batch is already ``known`` (recorded before)
-    or appears twice in the batch: the later line wins, so the list's line for that path
+    The sha256 lines are None when a path of the batch is already ``known`` (its ``hash()`` is
+    among the paths recorded before; a collision only costs a regenerated list) or appears twice
+    in the batch: the later line wins, so the list's line for that path
     changes, and the caller regenerates the whole list instead of appending.
     """
     lines: list[str] = []
@@ -280,7 +291,7 @@ def batch_lines(
     for entry in entries:
         lines.append(entry.to_json() + "\n")
         if sha is not None:
-            if entry.path in known or entry.path in seen:
+            if hash(entry.path) in known or entry.path in seen:
                 sha = None
             else:
                 seen.add(entry.path)

@@ -27,7 +27,16 @@ from harvester.cloud.transport import Transport
 from harvester.config.schema import LimitsSettings, ProjectSettings, Settings
 from harvester.engine import pool
 from harvester.errors import HarvesterError, TransportError, is_fatal
-from harvester.models import Clock, FileResult, InstanceFailure, Outcome, RunSummary, Target, utcnow
+from harvester.models import (
+    Clock,
+    FileResult,
+    InstanceFailure,
+    Outcome,
+    RunSummary,
+    Shared,
+    Target,
+    utcnow,
+)
 from harvester.progress import NullProgress, Progress
 
 T = TypeVar("T")
@@ -117,6 +126,7 @@ class Core:
         self.api_slots = anyio.Semaphore(lim.api_concurrency)
         self.retry_policy = retry_policy(lim)
         self.summary = RunSummary(run_id=run_id, started_at=now(), config_path=str(settings.config_path))
+        self._shared = Shared()
         self.projects: list[Project] = []
         for ps in settings.projects:
             limiter = RateLimiter(lim.requests_per_second)
@@ -158,7 +168,9 @@ class Core:
             log.error("harvest.endpoint_unreachable", project=project, endpoint=exc.endpoint, cause=exc.cause)
 
     def record(self, result: FileResult) -> FileResult:
-        """Count one file's (or replica-day's) single outcome."""
+        """Count one file's (or replica-day's) single outcome (kept with its repeated fields
+        shared: the run holds one per file until the summary is written)."""
+        result = self._shared.result(result)
         self.summary.files.append(result)
         self.progress.file_done(failed=result.outcome is Outcome.FAILED)
         return result

@@ -42,6 +42,20 @@ class Destination:
 Feed = pool.Feed[tuple[LogFile, Destination]]
 
 
+def fetch_workers(fetching: int, *, per_instance: int, download_slots: int) -> int:
+    """Workers for one instance's downloads while ``fetching`` instances (this one included)
+    download at once.
+
+    Alone (``collect``, the last instance of a night) an instance gets enough workers to fill
+    every download slot. Among many, the download slots are shared, so each instance gets
+    only its share, but never fewer than twice its link slots (some link while others
+    download): a worker waiting on a shared slot is a live task holding its frames and its
+    file, and at 128 instances x 32 workers they were most of a run's peak memory.
+    """
+    share = -(-download_slots // max(fetching, 1))  # ceiling
+    return max(2 * per_instance, share)
+
+
 class Fetcher:
     """One run's downloads: the download slots, the per-instance link slots, a full disk."""
 
@@ -52,6 +66,7 @@ class Fetcher:
         self._link_slots: dict[str, anyio.Semaphore] = {}
         self.largest_file = 0  # bytes: what a download is expected to need when judging a link
         self.disk_full: str | None = None  # set once the archive ran out of space: no more writes
+        self.fetching = 0  # instances in fetch_fed now: they share the download slots
 
     async def fetch_all(self, work: Iterable[tuple[LogFile, Destination]]) -> list[FileResult]:
         """Download files with a few workers; one file's failure never stops another.
@@ -75,7 +90,10 @@ class Fetcher:
         """
         core = self._core
         lim = core.settings.limits
-        workers = max(2 * lim.per_instance_concurrency, lim.download_concurrency)
+        self.fetching += 1
+        workers = fetch_workers(
+            self.fetching, per_instance=lim.per_instance_concurrency, download_slots=lim.download_concurrency
+        )
         results: list[FileResult] = []
 
         async def one(item: tuple[LogFile, Destination]) -> None:
@@ -96,7 +114,10 @@ class Fetcher:
 
             return await produce(planned)
 
-        outcome = await pool.run_fed(counted, one, limit=workers, unstarted=unstarted)
+        try:
+            outcome = await pool.run_fed(counted, one, limit=workers, unstarted=unstarted)
+        finally:
+            self.fetching -= 1
         return outcome, results
 
     async def _fetch_bound(self, lf: LogFile, dest: Destination) -> FileResult:
@@ -207,8 +228,17 @@ class Fetcher:
 
     async def _link(self, lf: LogFile) -> SignedLink:
         target = lf.replica.target
-        async with self._instance_slots(target.instance_id):
-            link = await self._core.project_of(target).client.create_link(target.instance_id, lf.log_id)
+        slots = self._instance_slots(target.instance_id)
+        try:
+            async with slots:
+                link = await self._core.project_of(target).client.create_link(target.instance_id, lf.log_id)
+        finally:
+            # Idle (nobody holds or waits for it): forget it, so a night of thousands of
+            # instances keeps only the semaphores of the instances linking now.
+            mine = self._link_slots.get(target.instance_id) is slots
+            idle = slots.value == self._core.settings.limits.per_instance_concurrency
+            if mine and idle and not slots.statistics().tasks_waiting:
+                del self._link_slots[target.instance_id]
         log.debug("harvest.link_requested", url=link.url.redacted, expires_at=link.expires_at.isoformat())
         return link
 

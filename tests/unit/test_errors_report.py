@@ -150,3 +150,33 @@ def test_summary_counts_per_instance_and_lists_reasons() -> None:
     text = render_text(s)
     assert "FAILED 2026-11-26 group-0 10.0.0.1: download link refused: HTTP 404 DCS.4001" in text
     assert text.splitlines()[0] == "run r1: exit 1"
+
+
+def test_summary_names_every_failed_pending_and_no_log_day_per_instance() -> None:
+    """Per instance, the JSON summary counts every outcome and lists the not-archived days by name."""
+    s = summary(
+        *[result(Outcome.ARCHIVED, size=100) for _ in range(3)],
+        result(Outcome.PRESENT),
+        result(Outcome.FAILED, reason="gave up after 3 attempts"),
+        result(Outcome.CANCELLED, reason="run interrupted before it finished"),
+        result(Outcome.PENDING, reason="not listed yet", instance="i-2"),
+        result(Outcome.NO_LOG, reason="no log on two nights", instance="i-2"),
+    )
+    by_id = {i["instance_id"]: i for i in summary_dict(s)["instances"]}
+    first, second = by_id["i-1"], by_id["i-2"]
+    assert (first["downloaded"], first["skipped"], first["failed"], first["bytes"]) == (3, 1, 2, 300)
+    assert [(f["outcome"], f["reason"]) for f in first["failures"]] == [
+        ("failed", "gave up after 3 attempts"),
+        ("cancelled", "run interrupted before it finished"),
+    ]
+    assert first["failures"][0] == {
+        "group_name": "group-0",
+        "replication_ip": "10.0.0.1",
+        "day": "2026-11-26",
+        "file_name": "f.log",
+        "outcome": "failed",
+        "reason": "gave up after 3 attempts",
+    }
+    assert (second["pending"], second["no_log"], second["downloaded"]) == (1, 1, 0)
+    assert [d["reason"] for d in second["pending_days"]] == ["not listed yet"]
+    assert [d["day"] for d in second["no_log_days"]] == ["2026-11-26"]
