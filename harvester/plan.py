@@ -309,6 +309,17 @@ def settle_period(changes: Sequence[float], started: float, slowest: float | Non
     return max(SETTLE_FLOOR, LATENCY_FACTOR * max(latency), TRICKLE_FACTOR * max(trickle, default=0.0))
 
 
+def collection_yardstick(siblings: Sequence[float], slowest: float | None) -> float | None:
+    """How long a collection is taken to need, for a replica that shows no file yet.
+
+    The instance's own replicas whose files all arrived (``siblings``: request to last file)
+    were asked at the same moment as it: their slowest is the best evidence of how long this
+    instance's collection takes. Without one, the slowest collection this run saw finish
+    (``slowest``, any instance). ``None``: nothing to measure yet.
+    """
+    return max(siblings) if siblings else slowest
+
+
 def settle_deadline(changes: Sequence[float], started: float, slowest: float | None) -> float | None:
     """The moment (same clock as ``changes``) a replica's wait ends if nothing changes by then."""
     settle = settle_period(changes, started, slowest)

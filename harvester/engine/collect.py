@@ -101,11 +101,13 @@ class Collector:
         changes: dict[Replica, list[float]] = {r: [] for r in waiting}
         ended: dict[Replica, plan.WaitEnd] = {}
         items: list[LogFile] = []
+        siblings: list[float] = []  # how long this instance's complete replicas took
         try:
             while waiting:
                 # Short first looks, then longer gaps up to poll_interval; sooner when a
                 # replica's settle deadline comes first (plan.next_poll).
-                deadlines = [plan.settle_deadline(changes[r], started, self.slowest) for r in waiting]
+                yardstick = plan.collection_yardstick(siblings, self.slowest)
+                deadlines = [plan.settle_deadline(changes[r], started, yardstick) for r in waiting]
                 deadlines.append(started + settings.wait_timeout)
                 cap = settings.poll_interval
                 await anyio.sleep(plan.next_poll(polls, cap, now=time.monotonic(), deadlines=deadlines))
@@ -127,7 +129,7 @@ class Collector:
                         started=started,
                         now=now,
                         changes=changes[replica],
-                        slowest=self.slowest,
+                        slowest=yardstick,
                         wait_timeout=settings.wait_timeout,
                     )
                     if why is None:
@@ -138,6 +140,8 @@ class Collector:
                     if why is not plan.WaitEnd.TIMED_OUT and changes[replica]:
                         took = changes[replica][-1] - started
                         self.slowest = max(self.slowest or 0.0, took)
+                        if why is plan.WaitEnd.COMPLETE:
+                            siblings.append(took)
                     if why is not plan.WaitEnd.COMPLETE:
                         log.info(
                             "harvest.collection_incomplete",

@@ -213,3 +213,10 @@ def test_a_file_that_shows_up_later_voids_the_evidence_and_the_verdict() -> None
     assert seen.collections == 2
     clean = plan.PendingDay(k, since=day(1))
     assert plan.void_evidence(clean) is clean
+
+
+def test_a_replica_with_nothing_is_measured_by_its_own_instances_complete_replicas() -> None:
+    """Siblings asked at the same moment are better evidence than the run's slowest collection."""
+    assert plan.collection_yardstick([1.2, 1.4], slowest=9.0) == 1.4
+    assert plan.collection_yardstick([], slowest=9.0) == 9.0
+    assert plan.collection_yardstick([], slowest=None) is None
