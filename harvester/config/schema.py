@@ -357,7 +357,7 @@ class LimitsSettings(_Model):
     """How hard the harvester pushes the API and OBS; each says what it counts and over what."""
 
     api_concurrency: int = Field(
-        default=16,
+        default=32,
         ge=1,
         description="DCS API calls in flight at once, all projects and instances together (also the size of "
         "the connection pool DCS and IAM calls share).",
@@ -369,13 +369,13 @@ class LimitsSettings(_Model):
         "against api_concurrency only).",
     )
     download_concurrency: int = Field(
-        default=8,
+        default=16,
         ge=1,
         description="Files downloading at once, all projects and instances together (a file's link is "
         "requested inside its slot).",
     )
     requests_per_second: float = Field(
-        default=100.0,
+        default=200.0,
         gt=0,
         description="Highest DCS request rate for EACH project, not overall (one token bucket per project; "
         "retries are paced too). It adapts: a 429 pauses that project for its Retry-After and halves its "

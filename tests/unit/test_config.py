@@ -71,8 +71,8 @@ def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
     """A three-section config runs with the defaults the docs promise."""
     s = load(tmp_path, base())
     assert s.archive.root == tmp_path / "archive"
-    assert s.limits.api_concurrency == 16
-    assert s.limits.requests_per_second == 100.0
+    assert s.limits.api_concurrency == 32
+    assert s.limits.requests_per_second == 200.0
     assert s.collect.days is None
     assert s.collect.enabled is True
     assert s.download.chunk_size == 1048576
@@ -706,7 +706,7 @@ def test_validate_shows_every_section_setting_with_its_description(tmp_path: Pat
         for name, info in model.model_fields.items():
             line = next(line for line in text.splitlines() if line.startswith(f"  {name}: "))
             assert line.endswith(f"# {info.description}")
-    assert "  requests_per_second: 100 " in text
+    assert "  requests_per_second: 200 " in text
     assert "  allowed_hosts: obs.eu-de.otc.t-systems.com " in text
 
 
@@ -726,7 +726,7 @@ def test_config_schema_command_prints_the_json_schema(capsys: pytest.CaptureFixt
     }  # fmt: skip
     assert schema["else"] == {"required": ["archive", "projects"]}  # both optional with `emulator`
     limits = schema["$defs"]["LimitsSettings"]["properties"]
-    assert limits["requests_per_second"]["default"] == 100.0
+    assert limits["requests_per_second"]["default"] == 200.0
     assert "EACH project" in limits["requests_per_second"]["description"]
 
 
