@@ -88,9 +88,11 @@ _log = logging.getLogger(__name__)
 SWEEP_STATE = ".state/sweep.json"
 INTACT_STATE = ".state/intact-manifests.json"
 #: Days beyond a run's own write window that a later sweep still walks (see the module doc).
-MARGIN_DAYS = 7
-#: How many of the newest date folders (by name) a sweep always walks, whatever the clock says.
-NEWEST_WALKED = RETENTION_DAYS + MARGIN_DAYS + 1
+#: Two days: a nightly run lasts hours (its links live 24 h), shards' clocks agree within NTP.
+MARGIN_DAYS = 2
+#: How many of the newest date folders (by name) a sweep always walks, whatever the clock says:
+#: one run's write window (today and DCS's 7 days before).
+NEWEST_WALKED = RETENTION_DAYS + 1
 _VERSION = 1
 
 

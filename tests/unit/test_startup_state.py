@@ -89,7 +89,7 @@ def test_the_window_counts_from_the_earlier_of_the_last_sweep_and_today() -> Non
 def test_the_newest_date_folders_are_walked_whatever_the_clock_says() -> None:
     """The days the latest run wrote are walked even if that run's clock was not this one's."""
     assert must_sweep(OLD, SIG, recorded(OLD), TODAY, newest=True)
-    assert NEWEST_WALKED > RETENTION_DAYS + MARGIN_DAYS
+    assert NEWEST_WALKED > RETENTION_DAYS  # at least one run's whole write window
 
 
 def test_an_unfinished_bundle_is_walked_a_finished_one_is_not() -> None:
