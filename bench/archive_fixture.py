@@ -29,8 +29,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path, PurePosixPath
 
+import anyio
+
 from harvester.archive.manifest import sha_line
+from harvester.archive.manifest_writer import ManifestWriter
 from harvester.archive.paths import MANIFEST_NAME, SHA_LIST_NAME, archive_relpath, date_folder
+from harvester.archive.store import Archive
 from harvester.emulator import EmulatorConfig
 from harvester.emulator.fleet import build_fleet
 from harvester.models import ArchiveKey, Target
@@ -164,6 +168,18 @@ def fabricate(
     return files
 
 
+def checked(root: Path) -> None:
+    """Sweep and reconcile ``root`` once, as last night's run did at its start.
+
+    A real archive of N nights was started up N times, so it carries the sweep and
+    intact-manifest records (``.state/``) of the run before; a freshly fabricated one does not.
+    """
+    archive = Archive(root)
+    archive.claim()
+    archive.remove_orphans()
+    anyio.run(ManifestWriter(archive).reconcile_all)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", type=Path, required=True, help="the archive root to fill")
@@ -176,10 +192,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--payload-size", type=int, default=16 * 1024)
     p.add_argument("--flat", action="store_true")
+    p.add_argument(
+        "--checked",
+        action="store_true",
+        help="then run the start-up checks once, leaving the records in .state/ a nightly run leaves",
+    )
     args = p.parse_args(argv)
     fleet = emulator_fleet(args.instances, args.seed, args.mode)
     days = nights_before(args.before, args.nights)
     files = fabricate(args.root, fleet, days, payload_size=args.payload_size, flat=args.flat)
+    if args.checked:
+        checked(args.root)
     print(
         json.dumps({"files": files, "nights": args.nights, "first": days[-1].isoformat() if days else None})
     )

@@ -9,7 +9,8 @@ API call:
 - **archive age** (``--ages``, default 1 30 365 archived nights, at ``--age-instances``, default
   500): the same night's work after an archive of that many older nights (fabricated outside
   DCS's window by ``archive_fixture.py``, so tonight's collections and downloads do not change):
-  when the engine was ready, when the first collection went out, makespan, CPU, peak RSS.
+  when the engine was ready, when the first collection went out, makespan, CPU, peak RSS. The
+  archive carries last night's start-up records (bench_harvest's ``--archive-checked`` default).
 
 The night's work defaults to ``--days 1`` (collect.days: one new day per replica, the steady
 state of a nightly run); ``--days auto`` gives the empty-archive catch-up of all 7 days.

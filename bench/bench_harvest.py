@@ -21,7 +21,9 @@ Bounds printed (L = latency, C = api_concurrency):
 
 ``--archive-nights N`` first fills the archive with N nights of the same fleet, all older than
 DCS's 7-day window (``archive_fixture.py``), so the night's work is the same at any archive age and
-what grows is only what the run does with its past (reported: "first collection at").
+what grows is only what the run does with its past (reported: "first collection at"). That
+archive carries the start-up records last night's run left in ``.state/`` (the fixture's
+``--checked``), as a real one does; ``--no-archive-checked`` measures the first run on it instead.
 
 ``--json`` prints one JSON object instead of the table (``bench_memory.py`` uses it).
 Never run by the test suite.
@@ -112,6 +114,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=0,
         help="archive this many older nights of the fleet before the run (outside DCS's window)",
+    )
+    p.add_argument(
+        "--archive-checked",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the older nights carry last night's start-up records (.state/), as a real archive "
+        "does; --no-archive-checked measures the first run on that archive",
     )
     p.add_argument(
         "--emulator-process",
@@ -241,6 +250,8 @@ def prefill_archive(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         f"--before={before.isoformat()}",
         f"--payload-size={args.log_size}",
     ]
+    if args.archive_checked:
+        argv.append("--checked")
     if args.mode:
         argv.append(f"--mode={args.mode}")
     start = time.perf_counter()

@@ -127,8 +127,13 @@ async def open_engine(
     lock_name: str | None,
     lock_timeout: float,
     read_only: bool = False,
+    full_check: bool = False,
 ) -> AsyncIterator[Engine]:
-    """Start what the config asks for and yield a ready engine; closes all of it afterwards."""
+    """Start what the config asks for and yield a ready engine; closes all of it afterwards.
+
+    ``full_check``: the start-up sweep and reconciliation look at every folder, not only those
+    that can have changed since the last run (``run --full-check``, ``verify --repair``).
+    """
     async with AsyncExitStack() as stack:
         if settings.emulator is not None:
             settings = await stack.enter_async_context(embedded_emulator(settings))
@@ -145,10 +150,13 @@ async def open_engine(
             holder = await stack.enter_async_context(archive.run_lock(lock_name, lock_timeout))
             if holder is not None:
                 log.warning("harvest.stale_lock_taken_over", previous=holder.describe())
-            removed = await anyio.to_thread.run_sync(archive.remove_orphans)
+            # Both look only where something can have changed since the last run (records in
+            # .state/), so start-up costs the same after a year of nights as after one.
+            sweep = functools.partial(archive.remove_orphans, full=full_check)
+            removed = await anyio.to_thread.run_sync(sweep)
             if removed:
                 log.info("harvest.orphans_removed", count=removed)
-            await ManifestWriter(archive).reconcile_all()
+            await ManifestWriter(archive).reconcile_all(full=full_check)
         lim = settings.limits
         dl = settings.download
         transport = await stack.enter_async_context(
@@ -361,6 +369,7 @@ def execute(
     lock_name: str | None,
     work: Callable[[Engine], Awaitable[None]],
     watch: SignalWatch,
+    full_check: bool = False,
 ) -> RunSummary:
     """Open the engine, run ``work`` under signal handling, and return the finished summary."""
     box = {"summary": RunSummary(run_id=run_id, started_at=datetime.now(UTC))}
@@ -373,6 +382,7 @@ def execute(
             lock_name=lock_name,
             lock_timeout=args.lock_timeout,
             read_only=bool(getattr(args, "dry_run", False)),
+            full_check=full_check,
         ) as engine:
             box["summary"] = engine.summary
             await work(engine)

@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--include-today", action="store_true", help="also archive today's (partial) log")
     run.add_argument("--shard", metavar="K/N", help="harvest only shard K of N (stable hash partition)")
     run.add_argument("--metrics-file", type=Path, help="write Prometheus textfile metrics here")
+    run.add_argument(
+        "--full-check",
+        action="store_true",
+        help="sweep leftovers and reconcile manifests in every archive folder, not only recent ones",
+    )
 
     col = sub.add_parser(
         "collect",

@@ -37,6 +37,7 @@ from harvester.archive.manifest import (
     sha_list,
 )
 from harvester.archive.paths import MANIFEST_LOCK, MANIFEST_NAME, SHA_LIST_NAME, listed_path
+from harvester.archive.startup_state import ManifestSigs, load_intact, manifest_sigs, save_intact
 from harvester.archive.store import Archive
 from harvester.errors import StorageError
 
@@ -236,17 +237,21 @@ class ManifestWriter:
         """Cut a torn tail and regenerate a lagging sha256 list; True if anything changed."""
         self._archive.folder(folder)
         async with self._task_lock(folder):
-            return await anyio.to_thread.run_sync(self._reconcile_sync, folder)
+            changed, _sigs = await anyio.to_thread.run_sync(self._reconcile_sync, folder)
+        return changed
 
-    def _reconcile_sync(self, folder: str) -> bool:
+    def _reconcile_sync(self, folder: str) -> tuple[bool, ManifestSigs | None]:
+        """Reconcile one folder; also the signatures of its manifest files as found intact."""
         base = self._archive.folder(folder)
         manifest = base / MANIFEST_NAME
         if not manifest.exists():
-            return False
+            return False, None
         # Read-only first: an intact folder (the usual case) needs no lock file, so a folder
-        # made read-only after its night costs nothing and is never written to.
+        # made read-only after its night costs nothing and is never written to. The signatures
+        # are taken before the read: a change after it shows as a changed signature next time.
+        before = manifest_sigs(base)
         if _intact(base):
-            return False
+            return False, before
         with self._archive.exclusive(f"{folder}/{MANIFEST_LOCK}"):
             changed = self._archive.repair_tail(f"{folder}/{MANIFEST_NAME}") > 0
             expected = sha_list(load(manifest).entries)
@@ -258,22 +263,36 @@ class ManifestWriter:
                 self._archive.write_bytes_atomic(base / SHA_LIST_NAME, expected)
                 _log.warning("manifest.sha_list_regenerated", extra={"folder": folder})
                 changed = True
-        return changed
+            return changed, manifest_sigs(base)  # under the flock: no writer appends meanwhile
 
-    async def reconcile_all(self) -> list[str]:
+    async def reconcile_all(self, *, full: bool = False) -> list[str]:
         """Run :meth:`reconcile` over every manifest folder; call it once at start-up.
 
-        A folder that cannot be repaired (read-only, say) is logged as a warning and left as
-        it is: readers ignore a torn tail, and it must not stop tonight's new days.
+        A folder whose two manifest files are as they were when last found intact (same inode,
+        size, mtime and ctime: see :mod:`~harvester.archive.startup_state`) is not read again,
+        so start-up does not grow with the archive's age; ``full`` reads every folder. A folder
+        that cannot be repaired (read-only, say) is logged as a warning and left as it is:
+        readers ignore a torn tail, and it must not stop tonight's new days.
         """
-        folders = await anyio.to_thread.run_sync(manifest_folders, self._archive.root)
+        root = self._archive.root
+        folders, recorded, known = await anyio.to_thread.run_sync(_unchanged, root, full)
         changed: list[str] = []
         for folder in folders:
+            if folder in known:
+                continue
             try:
-                if await self.reconcile(folder):
-                    changed.append(folder)
+                self._archive.folder(folder)
+                async with self._task_lock(folder):
+                    repaired, sigs = await anyio.to_thread.run_sync(self._reconcile_sync, folder)
             except StorageError as exc:
                 _log.warning("manifest.folder_not_reconciled", extra={"folder": folder, "error": str(exc)})
+                continue
+            if repaired:
+                changed.append(folder)
+            if sigs is not None:
+                known[folder] = sigs
+        if known != recorded:
+            await anyio.to_thread.run_sync(save_intact, root, known)
         return changed
 
 
@@ -304,6 +323,18 @@ def _copy(error: StorageError) -> StorageError:
     twin = copy.copy(error)
     twin.__traceback__ = None
     return twin
+
+
+def _unchanged(root: Path, full: bool) -> tuple[list[str], dict[str, ManifestSigs], dict[str, ManifestSigs]]:
+    """Every manifest folder, the record of intact ones, and those still as recorded (blocking)."""
+    folders = manifest_folders(root)
+    recorded = {} if full else load_intact(root)
+    same = {
+        folder: sigs
+        for folder in folders
+        if (sigs := recorded.get(folder)) is not None and manifest_sigs(root / folder) == sigs
+    }
+    return folders, recorded, same
 
 
 def _intact(base: Path) -> bool:

@@ -12,7 +12,10 @@ produces, and only in the places it writes them (date folders, incident bundles,
 with nothing else, but a stray ``*.part`` of another program is still not ours to delete.
 Before the hidden part names, a payload grew as ``<final name>.part``; such leftovers are still
 removed inside date folders and bundles, where no payload may end in ``.part``. A leftover
-whose flock a live peer holds is left alone (see :mod:`~harvester.archive.locks`).
+whose flock a live peer holds is left alone (see :mod:`~harvester.archive.locks`). The sweep
+walks only the folders where a leftover can have appeared since the last one (the rule and its
+record are in :mod:`~harvester.archive.startup_state`), so start-up does not grow with the
+archive's age; ``full=True`` walks everything.
 """
 
 from __future__ import annotations
@@ -22,12 +25,22 @@ import os
 import secrets
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from harvester.archive.files import write_bytes_atomic
 from harvester.archive.locks import Sweep, create_locked, remove_if_orphan
 from harvester.archive.oserror import reason, storage_error
 from harvester.archive.paths import INCIDENTS, MARKER_NAME, TMP_SUFFIX, is_date_name, is_leftover
+from harvester.archive.startup_state import (
+    NEWEST_WALKED,
+    DirSig,
+    SweepRecord,
+    load_sweep,
+    must_sweep,
+    save_sweep,
+)
 from harvester.errors import ArchiveRootError
 
 __all__ = ["check_not_system", "check_writable", "claim", "remove_orphans"]
@@ -200,7 +213,15 @@ def check_writable(root: Path) -> None:
 # --------------------------------------------------------------------------- leftovers
 
 
-def _listdir(path: Path) -> list[str]:
+@dataclass(slots=True)
+class _Tally:
+    """What sweeping one place found: how many leftovers went, and whether it is now clean."""
+
+    removed: int = 0
+    clean: bool = True  # False: a folder unreadable, a leftover kept (live peer, cannot remove)
+
+
+def _listdir(path: Path, tally: _Tally | None = None) -> list[str]:
     """Names in a real directory (not a link to one); [] when it is absent or unreadable."""
     try:
         if not stat.S_ISDIR(os.lstat(path).st_mode):
@@ -210,19 +231,22 @@ def _listdir(path: Path) -> list[str]:
         return []
     except OSError as exc:
         _log.warning("storage.folder_unreadable", extra={"path": str(path), "error": reason(exc)})
+        if tally is not None:
+            tally.clean = False
         return []
 
 
-def _candidates(directory: Path, *, recursive: bool, legacy: bool) -> Iterator[Path]:
+def _candidates(directory: Path, *, recursive: bool, legacy: bool, tally: _Tally) -> Iterator[Path]:
     """Leftover-looking regular names in ``directory`` (and below it), never following links."""
     if not recursive:
-        for name in _listdir(directory):
+        for name in _listdir(directory, tally):
             if is_leftover(name, legacy=legacy):
                 yield directory / name
         return
 
     def unreadable(exc: OSError) -> None:
         _log.warning("storage.folder_unreadable", extra={"path": str(exc.filename), "error": reason(exc)})
+        tally.clean = False
 
     for dirpath, _dirs, filenames in os.walk(directory, onerror=unreadable):
         for name in filenames:
@@ -230,36 +254,88 @@ def _candidates(directory: Path, *, recursive: bool, legacy: bool) -> Iterator[P
                 yield Path(dirpath, name)
 
 
-def _sweep_places(root: Path) -> Iterator[tuple[Path, bool, bool]]:
-    """(folder, walk it recursively, legacy ``.part`` names count) for each place we write."""
-    yield root, False, False  # write probes, the marker's temporary
-    for name in ("runs", ".state", INCIDENTS):
-        yield root / name, False, False
-    for name in _listdir(root):
-        if is_date_name(name):
-            yield root / name, True, True
-    for name in _listdir(root / INCIDENTS):
-        if not name.startswith("."):
-            yield root / INCIDENTS / name, True, True
+def _sweep(directory: Path, *, recursive: bool, legacy: bool) -> _Tally:
+    """Remove the orphaned leftovers in one place of ours."""
+    tally = _Tally()
+    for path in _candidates(directory, recursive=recursive, legacy=legacy, tally=tally):
+        try:
+            outcome = remove_if_orphan(path)
+        except OSError as exc:
+            _log.warning("storage.orphan_not_removed", extra={"path": str(path), "error": reason(exc)})
+            tally.clean = False
+            continue
+        if outcome is Sweep.REMOVED:
+            tally.removed += 1
+            _log.info("storage.orphan_removed", extra={"path": str(path)})
+        elif outcome is Sweep.BUSY:
+            tally.clean = False  # a live peer's file: it may yet be left behind
+    return tally
 
 
-def remove_orphans(root: Path) -> int:
+def _manifest_dirs(root: Path) -> Iterator[tuple[str, Path, DirSig]]:
+    """Each date folder and incident bundle (real directories, not links) with its signature."""
+    for parent, prefix, wanted in (
+        (root, "", is_date_name),
+        (root / INCIDENTS, f"{INCIDENTS}/", lambda n: not n.startswith(".")),
+    ):
+        try:
+            with os.scandir(parent) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            _log.warning("storage.folder_unreadable", extra={"path": str(parent), "error": reason(exc)})
+            continue
+        for entry in entries:
+            if not wanted(entry.name):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue  # gone meanwhile (pruned)
+            if stat.S_ISDIR(st.st_mode):
+                yield prefix + entry.name, Path(entry.path), DirSig.of(st)
+
+
+def remove_orphans(root: Path, *, full: bool = False, today: date | None = None) -> int:
     """Delete leftovers of killed runs; live peers' files, and other programs' files, are kept.
 
-    A leftover that cannot be removed (a read-only old date folder) is logged as a warning: it
-    must not stop tonight's run. Returns how many were removed.
+    Walks only the manifest folders where a leftover can have appeared since the last sweep
+    (:func:`~harvester.archive.startup_state.must_sweep`: recent days, changed folders,
+    unfinished bundles, everything when there is no trustworthy record or ``full``), so the cost
+    does not grow with the archive's age, then records what it found clean. ``today``: the UTC
+    day of this sweep (tests pass one). A leftover that cannot be removed (a read-only old date
+    folder) is logged as a warning: it must not stop tonight's run, and its folder is walked
+    again next time. Returns how many were removed.
     """
     if not os.path.isdir(root) or os.path.islink(root):
         return 0
+    today = datetime.now(UTC).date() if today is None else today
+    record = None if full else load_sweep(root)
     removed = 0
-    for directory, recursive, legacy in _sweep_places(root):
-        for path in _candidates(directory, recursive=recursive, legacy=legacy):
-            try:
-                outcome = remove_if_orphan(path)
-            except OSError as exc:
-                _log.warning("storage.orphan_not_removed", extra={"path": str(path), "error": reason(exc)})
-                continue
-            if outcome is Sweep.REMOVED:
-                removed += 1
-                _log.info("storage.orphan_removed", extra={"path": str(path)})
+    # The harvester's own folders, flat: write probes and the marker's temporary at the root,
+    # records in runs/ and .state/, tarball temporaries in incidents/. Always, and cheap.
+    for directory in (root, root / "runs", root / ".state", root / INCIDENTS):
+        removed += _sweep(directory, recursive=False, legacy=False).removed
+    clean: dict[str, DirSig] = {}
+    walked = skipped = 0
+    folders = list(_manifest_dirs(root))
+    newest = {name for name, _, _ in folders if is_date_name(name)}
+    newest = set(sorted(newest)[-NEWEST_WALKED:])
+    for name, path, sig in folders:
+        bundle = not is_date_name(name)
+        finished = bundle and record is not None and os.path.lexists(path / "summary.json")
+        if not must_sweep(name, sig, record, today, newest=name in newest, finished=finished):
+            clean[name] = sig
+            skipped += 1
+            continue
+        walked += 1
+        tally = _sweep(path, recursive=True, legacy=True)
+        removed += tally.removed
+        if tally.clean:
+            clean[name] = sig  # as it was before the walk: a change during it shows next time
+    _log.debug("storage.orphan_sweep", extra={"walked": walked, "skipped": skipped, "full": record is None})
+    new = SweepRecord(today, clean)
+    if new != record:
+        save_sweep(root, new)
     return removed

@@ -141,9 +141,9 @@ class Archive:
         """Fail before any download starts, with one line an operator can act on."""
         ownership.check_writable(self.root)
 
-    def remove_orphans(self) -> int:
-        """Delete leftovers of killed runs; live peers' and other programs' files are kept."""
-        return ownership.remove_orphans(self.root)
+    def remove_orphans(self, *, full: bool = False) -> int:
+        """Delete what killed runs left (see ownership); ``full``: walk every folder."""
+        return ownership.remove_orphans(self.root, full=full)
 
     # --- payloads ------------------------------------------------------------------------
 

@@ -368,7 +368,15 @@ def main(args: argparse.Namespace) -> int:
             if args.dry_run:
                 lines.extend(dry_run_text(nightly))
 
-        summary = execute(settings, args, run_id, lock_name=lock_name, work=work, watch=watch)
+        summary = execute(
+            settings,
+            args,
+            run_id,
+            lock_name=lock_name,
+            work=work,
+            watch=watch,
+            full_check=bool(getattr(args, "full_check", False)),
+        )
         if args.dry_run:
             return finish_dry_run(summary, lines)
         return finish(summary, settings, args, shard=args.shard, root_record=True)

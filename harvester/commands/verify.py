@@ -82,7 +82,13 @@ def _repair(args: argparse.Namespace, watch: SignalWatch) -> int:
             await Nightly(engine, NightlyOptions(repair=keys)).run()
 
         summary = execute(
-            settings, args, new_run_id(datetime.now(UTC)), lock_name=FLEET_LOCK, work=work, watch=watch
+            settings,
+            args,
+            new_run_id(datetime.now(UTC)),
+            lock_name=FLEET_LOCK,
+            work=work,
+            watch=watch,
+            full_check=True,  # verify looks everywhere: so do its start-up sweep and reconcile
         )
         finish(summary, settings, args, shard=None, root_record=True)
         if summary.fatal is not None:

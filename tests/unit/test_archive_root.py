@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from harvester.archive.paths import MARKER_NAME
+from harvester.archive.startup_state import SWEEP_STATE
 from harvester.archive.store import Archive
 from harvester.errors import ArchiveRootError, StorageError, UsageError
 from tests.readonly import read_only
@@ -172,7 +173,7 @@ def test_only_the_harvesters_own_leftovers_are_removed(tmp_path: Path) -> None:
         make(root, rel)
     assert Archive(root).remove_orphans() == len(ours)
     left = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    assert left == sorted([*theirs, MARKER_NAME])
+    assert left == sorted([*theirs, MARKER_NAME, SWEEP_STATE])  # SWEEP_STATE: the sweep's own record
 
 
 def test_a_leftover_the_sweep_cannot_remove_is_a_warning_not_an_error(
