@@ -6,6 +6,7 @@ processes: they live in tests/integration/test_run_locks.py.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ from pathlib import Path, PurePosixPath
 import anyio
 import pytest
 
-from harvester.archive.part import BATCH_BYTES
+from harvester.archive.part import BATCH_BYTES, PartWriter
 from harvester.archive.store import Archive
 from harvester.errors import LockError, StorageError
 
@@ -352,3 +353,33 @@ async def test_shards_share_the_fleet_lock_but_exclude_a_full_run(tmp_path: Path
         with pytest.raises(LockError):
             async with archive.run_lock("run", 0, shared=True):
                 pass
+
+
+def _live_writers() -> int:
+    return sum(1 for o in gc.get_objects() if isinstance(o, PartWriter))
+
+
+@pytest.mark.parametrize("size", [100, BATCH_BYTES + 1])
+async def test_a_finished_payload_writer_is_freed_without_a_cyclic_collection(
+    archive: Archive, size: int
+) -> None:
+    """A writer leaves no reference cycle behind (committed or dropped): memory does not pile up per file."""
+    gc.collect()
+    gc.disable()
+    try:
+        before = _live_writers()
+        async with archive.open_part(DAY, REL, expected_size=size) as part:
+            await part.write(b"x" * size)
+            await part.commit()
+        del part
+        assert _live_writers() == before
+        try:
+            async with archive.open_part(DAY, PurePosixPath("proj/other.log"), expected_size=size) as part:
+                await part.write(b"y" * size)
+                raise LookupError("the download broke")
+        except LookupError:
+            pass
+        del part
+        assert _live_writers() == before
+    finally:
+        gc.enable()
