@@ -17,7 +17,7 @@ import logging
 import os
 import secrets
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 
@@ -34,6 +34,7 @@ __all__ = [
     "truncate_to",
     "write_all",
     "write_bytes_atomic",
+    "write_chunks_atomic",
     "write_tar",
 ]
 
@@ -73,12 +74,34 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     umask) rather than mkstemp's 0600, so a collector running as another user can read it.
     Raises OSError; :meth:`Archive.write_bytes_atomic` turns that into a StorageError.
     """
+    write_chunks_atomic(path, (data,))
+
+
+def write_chunks_atomic(path: Path, chunks: Iterable[bytes]) -> None:
+    """:func:`write_bytes_atomic` for a body produced piece by piece, never held whole.
+
+    The pieces are gathered up to :data:`_CHUNK` and written to the temporary sibling as they
+    come, so a large document (the fleet's pending-day state) costs one buffer, not the whole
+    file, plus the objects it is made from. Anything raised while producing or writing a piece
+    (a full disk, a value that is not JSON) removes the temporary file and leaves ``path`` as
+    it was.
+    """
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
     fd = create_locked(tmp)
     try:
-        write_all(fd, data)
+        pending: list[bytes] = []
+        size = 0
+        for chunk in chunks:
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= _CHUNK:
+                write_all(fd, b"".join(pending) if len(pending) > 1 else pending[0])
+                pending.clear()
+                size = 0
+        if pending:
+            write_all(fd, b"".join(pending) if len(pending) > 1 else pending[0])
         os.fsync(fd)
         os.replace(tmp, path)
     except BaseException:

@@ -23,7 +23,7 @@ import functools
 import json
 import os
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path, PurePosixPath
 
@@ -197,6 +197,18 @@ class Archive:
             files.write_bytes_atomic(path, data)
         except OSError as exc:
             raise storage_error(f"cannot write {path}", exc) from exc
+
+    def write_chunks_atomic(self, relpath: PurePosixPath | str, chunks: Iterable[bytes]) -> Path:
+        """Atomically write the pieces of ``chunks`` at ``relpath`` below the root, streamed
+        (see :func:`files.write_chunks_atomic`); returns the path."""
+        path = self._internal_path(relpath, create=True)
+        try:
+            files.write_chunks_atomic(path, chunks)
+        except OSError as exc:
+            raise storage_error(f"cannot write {path}", exc) from exc
+        except (TypeError, ValueError) as exc:  # a piece that could not be made (not JSON, not UTF-8)
+            raise StorageError(f"cannot write {path}: {exc}") from exc
+        return path
 
     def write_json_atomic(self, relpath: PurePosixPath | str, data: object) -> Path:
         """Atomically write ``data`` as JSON at ``relpath`` below the root; returns the path.
