@@ -13,11 +13,12 @@ import contextlib
 import dataclasses
 import enum
 import hashlib
+import json
 import logging
 import os
 import secrets
 import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 
@@ -28,6 +29,7 @@ from harvester.archive.paths import TMP_SUFFIX
 __all__ = [
     "append_durably",
     "fsync_dir",
+    "json_chunks",
     "json_default",
     "repair_tail",
     "sha256_file",
@@ -111,6 +113,27 @@ def write_chunks_atomic(path: Path, chunks: Iterable[bytes]) -> None:
     finally:
         os.close(fd)
     fsync_dir(directory)
+
+
+def json_chunks(data: object, *, indent: int | None = 2, ensure_ascii: bool = False) -> Iterator[bytes]:
+    """``json.dumps(data, ...) + "\\n"`` as UTF-8 pieces of about 64 KiB.
+
+    For :func:`write_chunks_atomic`: the document is never one string plus its bytes (a fleet's
+    run summary is megabytes). Same text as ``json.dumps`` with :func:`json_default`; a value
+    that is not JSON raises TypeError or ValueError while the pieces are produced.
+    """
+    encoder = json.JSONEncoder(indent=indent, ensure_ascii=ensure_ascii, default=json_default)
+    pieces: list[str] = []
+    size = 0
+    for piece in encoder.iterencode(data):
+        pieces.append(piece)
+        size += len(piece)
+        if size >= 65536:
+            yield "".join(pieces).encode()
+            pieces.clear()
+            size = 0
+    pieces.append("\n")
+    yield "".join(pieces).encode()
 
 
 def json_default(value: object) -> object:

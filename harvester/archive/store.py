@@ -20,7 +20,6 @@ folder refusing the creation of a payload raises
 from __future__ import annotations
 
 import functools
-import json
 import os
 import stat
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -211,17 +210,13 @@ class Archive:
         return path
 
     def write_json_atomic(self, relpath: PurePosixPath | str, data: object) -> Path:
-        """Atomically write ``data`` as JSON at ``relpath`` below the root; returns the path.
+        """Atomically write ``data`` as indented JSON at ``relpath`` below the root; returns the path.
 
-        Dates and datetimes become ISO strings, enums their values, dataclasses dicts.
+        Dates and datetimes become ISO strings, enums their values, dataclasses dicts. The text is
+        streamed into the temporary file (:func:`files.json_chunks`), never held whole: a fleet's
+        ``runs/<id>.json`` is megabytes at the very end of a run, when memory is at its peak.
         """
-        path = self._internal_path(relpath, create=True)
-        try:
-            payload = json.dumps(data, indent=2, ensure_ascii=False, default=files.json_default) + "\n"
-        except (TypeError, ValueError) as exc:
-            raise StorageError(f"cannot write {path}: {exc}") from exc
-        self.write_bytes_atomic(path, payload.encode())
-        return path
+        return self.write_chunks_atomic(relpath, files.json_chunks(data))
 
     def write_tar(self, folder: str) -> Path:
         """``<folder>.tar.gz`` beside a manifest folder, complete or absent."""
