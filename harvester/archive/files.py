@@ -13,11 +13,12 @@ import contextlib
 import dataclasses
 import enum
 import hashlib
+import json
 import logging
 import os
 import secrets
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 
@@ -28,12 +29,14 @@ from harvester.archive.paths import TMP_SUFFIX
 __all__ = [
     "append_durably",
     "fsync_dir",
+    "json_chunks",
     "json_default",
     "repair_tail",
     "sha256_file",
     "truncate_to",
     "write_all",
     "write_bytes_atomic",
+    "write_chunks_atomic",
     "write_tar",
 ]
 
@@ -73,12 +76,34 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     umask) rather than mkstemp's 0600, so a collector running as another user can read it.
     Raises OSError; :meth:`Archive.write_bytes_atomic` turns that into a StorageError.
     """
+    write_chunks_atomic(path, (data,))
+
+
+def write_chunks_atomic(path: Path, chunks: Iterable[bytes]) -> None:
+    """:func:`write_bytes_atomic` for a body produced piece by piece, never held whole.
+
+    The pieces are gathered up to :data:`_CHUNK` and written to the temporary sibling as they
+    come, so a large document (the fleet's pending-day state) costs one buffer, not the whole
+    file, plus the objects it is made from. Anything raised while producing or writing a piece
+    (a full disk, a value that is not JSON) removes the temporary file and leaves ``path`` as
+    it was.
+    """
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
     fd = create_locked(tmp)
     try:
-        write_all(fd, data)
+        pending: list[bytes] = []
+        size = 0
+        for chunk in chunks:
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= _CHUNK:
+                write_all(fd, b"".join(pending) if len(pending) > 1 else pending[0])
+                pending.clear()
+                size = 0
+        if pending:
+            write_all(fd, b"".join(pending) if len(pending) > 1 else pending[0])
         os.fsync(fd)
         os.replace(tmp, path)
     except BaseException:
@@ -88,6 +113,27 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     fsync_dir(directory)
+
+
+def json_chunks(data: object, *, indent: int | None = 2, ensure_ascii: bool = False) -> Iterator[bytes]:
+    """``json.dumps(data, ...) + "\\n"`` as UTF-8 pieces of about 64 KiB.
+
+    For :func:`write_chunks_atomic`: the document is never one string plus its bytes (a fleet's
+    run summary is megabytes). Same text as ``json.dumps`` with :func:`json_default`; a value
+    that is not JSON raises TypeError or ValueError while the pieces are produced.
+    """
+    encoder = json.JSONEncoder(indent=indent, ensure_ascii=ensure_ascii, default=json_default)
+    pieces: list[str] = []
+    size = 0
+    for piece in encoder.iterencode(data):
+        pieces.append(piece)
+        size += len(piece)
+        if size >= 65536:
+            yield "".join(pieces).encode()
+            pieces.clear()
+            size = 0
+    pieces.append("\n")
+    yield "".join(pieces).encode()
 
 
 def json_default(value: object) -> object:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -139,21 +139,22 @@ class PendingDays:
     def save_sync(self, instances: Records, today: date) -> None:
         """:meth:`save`, blocking (call it from a worker thread)."""
         with self._archive.exclusive(_LOCK_PATH):
-            records, migrated = self._read()
+            # The records of the instances we replace are not even built: at fleet scale that is
+            # most of the file (13,000 records: ~9 MiB of objects).
+            records, migrated = self._read(skip=instances)
             if not migrated:
                 self._migrate(records)
             kept = {k: r for k, r in records.items() if instance_of(k) not in instances}
             for ours in instances.values():
                 kept.update(ours)
             oldest = today - _FORGET_AFTER
-            days = [_to_json(r) for k, r in sorted(kept.items(), key=_order) if k.day >= oldest]
-            self._archive.write_json_atomic(
-                STATE_PATH, {"version": _VERSION, "migrated_legacy": True, "days": days}
-            )
+            del records  # what is kept is in ``kept``; the rest may go before the write
+            self._archive.write_chunks_atomic(STATE_PATH, _document(kept, oldest))
 
-    def _read(self) -> tuple[dict[ArchiveKey, PendingDay], bool]:
+    def _read(self, skip: Container[InstanceKey] = ()) -> tuple[dict[ArchiveKey, PendingDay], bool]:
+        """The file's records, except those of the instances in ``skip``; and its migrated flag."""
         try:
-            data = json.loads(self._path.read_bytes())
+            text = self._path.read_bytes().decode()
         except (FileNotFoundError, NotADirectoryError):
             return {}, False
         except (OSError, ValueError) as exc:
@@ -161,17 +162,12 @@ class PendingDays:
             _log.warning("state.pending_days_unreadable", extra={"path": str(self._path), "error": str(exc)})
             return {}, False
         records: dict[ArchiveKey, PendingDay] = {}
-        if not isinstance(data, dict) or not isinstance(data.get("days"), list):
-            _log.warning("state.pending_days_unreadable", extra={"path": str(self._path)})
-            return records, False
-        for item in data["days"]:
-            try:
-                record = _from_json(item)
-            except (ValueError, KeyError, TypeError):
-                _log.warning("state.pending_day_unreadable", extra={"path": str(self._path)})
-                continue
-            records[record.key] = record
-        return records, bool(data.get("migrated_legacy", False))
+        try:
+            migrated = _parse(text, records, self._path, skip)
+        except (ValueError, TypeError) as exc:
+            _log.warning("state.pending_days_unreadable", extra={"path": str(self._path), "error": str(exc)})
+            return {}, False
+        return records, migrated
 
     def _migrate(self, records: dict[ArchiveKey, PendingDay]) -> None:
         legacy = Path(self._archive.root) / _LEGACY_PATH
@@ -186,8 +182,99 @@ class PendingDays:
                 )
 
 
-def _order(item: tuple[ArchiveKey, PendingDay]) -> tuple[str, str, str, str, date]:
-    k = item[0]
+_DECODER = json.JSONDecoder()
+_WS = " \t\n\r"
+
+
+def _parse(
+    text: str, records: dict[ArchiveKey, PendingDay], path: Path, skip: Container[InstanceKey]
+) -> bool:
+    """Read the state document into ``records``, one day at a time; returns ``migrated_legacy``.
+
+    Any valid JSON spelling of the document is read (indented, as earlier versions wrote it,
+    or one record per line), but the ``days`` list is never built: each item becomes its
+    :class:`PendingDay` as it is decoded, so reading 13,000 records does not hold 13,000 dicts
+    as well, and the days of the instances in ``skip`` (the ones a save replaces) are not
+    turned into records at all. A record that cannot be read is skipped with a warning, as
+    before; a document that is not an object with a ``days`` list raises ValueError.
+    """
+    pos = _skip(text, 0)
+    if text[pos : pos + 1] != "{":
+        raise ValueError("not a JSON object")
+    pos = _skip(text, pos + 1)
+    migrated = False
+    seen_days = False
+    while text[pos : pos + 1] != "}":
+        name, pos = _DECODER.raw_decode(text, pos)
+        if not isinstance(name, str):
+            raise ValueError("not a JSON object")
+        pos = _skip(text, pos)
+        if text[pos : pos + 1] != ":":
+            raise ValueError("expected ':'")
+        pos = _skip(text, pos + 1)
+        if name == "days" and text[pos : pos + 1] == "[":
+            seen_days = True
+            pos = _skip(text, pos + 1)
+            while text[pos : pos + 1] != "]":
+                item, pos = _DECODER.raw_decode(text, pos)
+                if not isinstance(item, dict):
+                    _log.warning("state.pending_day_unreadable", extra={"path": str(path)})
+                elif (str(item.get("project_id")), str(item.get("instance_id"))) not in skip:
+                    try:
+                        record = _from_json(item)
+                    except (ValueError, KeyError, TypeError):
+                        _log.warning("state.pending_day_unreadable", extra={"path": str(path)})
+                    else:
+                        records[record.key] = record
+                pos = _skip(text, pos)
+                if text[pos : pos + 1] == ",":
+                    pos = _skip(text, pos + 1)
+                elif text[pos : pos + 1] != "]":
+                    raise ValueError("expected ',' or ']'")
+            pos += 1
+        else:
+            value, pos = _DECODER.raw_decode(text, pos)
+            if name == "migrated_legacy":
+                migrated = bool(value)
+            elif name == "days":
+                raise ValueError("days is not a list")
+        pos = _skip(text, pos)
+        if text[pos : pos + 1] == ",":
+            pos = _skip(text, pos + 1)
+        elif text[pos : pos + 1] != "}":
+            raise ValueError("expected ',' or '}'")
+    if _skip(text, pos + 1) != len(text):
+        raise ValueError("extra data after the document")
+    if not seen_days:
+        raise ValueError("no days list")
+    return migrated
+
+
+def _skip(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in _WS:
+        pos += 1
+    return pos
+
+
+def _document(records: Mapping[ArchiveKey, PendingDay], oldest: date) -> Iterator[bytes]:
+    """The state file, one record at a time (the format every version reads).
+
+    The same JSON document as ever (``{"version", "migrated_legacy", "days": [...]}``), but
+    compact and one record per line, produced as it is written: at fleet scale (13,000 records
+    for 100,000 files) building every record's dict, then one indented string, then its bytes
+    made the run's memory jump by ~20 MiB at its very end.
+    """
+    yield b'{"version": %d, "migrated_legacy": true, "days": [' % _VERSION
+    sep = b"\n"
+    for key in sorted(records, key=_key_order):
+        if key.day < oldest:
+            continue
+        yield sep + json.dumps(_to_json(records[key]), ensure_ascii=False, separators=(",", ":")).encode()
+        sep = b",\n"
+    yield b"\n]}\n"
+
+
+def _key_order(k: ArchiveKey) -> tuple[str, str, str, str, date]:
     return (k.project_id, k.instance_id, k.group_name, k.replication_ip, k.day)
 
 

@@ -20,10 +20,9 @@ folder refusing the creation of a payload raises
 from __future__ import annotations
 
 import functools
-import json
 import os
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path, PurePosixPath
 
@@ -198,18 +197,26 @@ class Archive:
         except OSError as exc:
             raise storage_error(f"cannot write {path}", exc) from exc
 
-    def write_json_atomic(self, relpath: PurePosixPath | str, data: object) -> Path:
-        """Atomically write ``data`` as JSON at ``relpath`` below the root; returns the path.
-
-        Dates and datetimes become ISO strings, enums their values, dataclasses dicts.
-        """
+    def write_chunks_atomic(self, relpath: PurePosixPath | str, chunks: Iterable[bytes]) -> Path:
+        """Atomically write the pieces of ``chunks`` at ``relpath`` below the root, streamed
+        (see :func:`files.write_chunks_atomic`); returns the path."""
         path = self._internal_path(relpath, create=True)
         try:
-            payload = json.dumps(data, indent=2, ensure_ascii=False, default=files.json_default) + "\n"
-        except (TypeError, ValueError) as exc:
+            files.write_chunks_atomic(path, chunks)
+        except OSError as exc:
+            raise storage_error(f"cannot write {path}", exc) from exc
+        except (TypeError, ValueError) as exc:  # a piece that could not be made (not JSON, not UTF-8)
             raise StorageError(f"cannot write {path}: {exc}") from exc
-        self.write_bytes_atomic(path, payload.encode())
         return path
+
+    def write_json_atomic(self, relpath: PurePosixPath | str, data: object) -> Path:
+        """Atomically write ``data`` as indented JSON at ``relpath`` below the root; returns the path.
+
+        Dates and datetimes become ISO strings, enums their values, dataclasses dicts. The text is
+        streamed into the temporary file (:func:`files.json_chunks`), never held whole: a fleet's
+        ``runs/<id>.json`` is megabytes at the very end of a run, when memory is at its peak.
+        """
+        return self.write_chunks_atomic(relpath, files.json_chunks(data))
 
     def write_tar(self, folder: str) -> Path:
         """``<folder>.tar.gz`` beside a manifest folder, complete or absent."""

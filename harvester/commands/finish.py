@@ -9,13 +9,12 @@ from the outcome records alone (:func:`harvester.errors.exit_code`).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harvester.archive.files import write_bytes_atomic
+from harvester.archive.files import json_chunks, write_chunks_atomic
 from harvester.archive.store import Archive
 from harvester.config.schema import Settings
 from harvester.errors import HarvesterError, exit_code
@@ -43,8 +42,10 @@ def write_record(what: str, write: Callable[[], object]) -> None:
 def write_summary_json(args: argparse.Namespace, data: dict[str, Any]) -> None:
     """``--summary-json F``: the summary, also at a path of the operator's choosing."""
     if args.summary_json is not None:
-        body = (json.dumps(data, indent=2) + "\n").encode()
-        write_record("--summary-json", lambda: write_bytes_atomic(Path(args.summary_json), body))
+        path = Path(args.summary_json)
+        write_record(
+            "--summary-json", lambda: write_chunks_atomic(path, json_chunks(data, ensure_ascii=True))
+        )
 
 
 def finish(

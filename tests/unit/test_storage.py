@@ -6,6 +6,7 @@ processes: they live in tests/integration/test_run_locks.py.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ from pathlib import Path, PurePosixPath
 import anyio
 import pytest
 
-from harvester.archive.part import BATCH_BYTES
+from harvester.archive.part import BATCH_BYTES, PartWriter
 from harvester.archive.startup_state import SWEEP_STATE
 from harvester.archive.store import Archive
 from harvester.errors import LockError, StorageError
@@ -296,6 +297,28 @@ def test_write_json_atomic_writes_and_leaves_no_temporary(archive: Archive) -> N
     assert [p.name for p in path.parent.iterdir()] == ["r1.json"]
 
 
+def test_a_large_run_summary_is_the_same_text_as_before_streaming(archive: Archive) -> None:
+    """runs/<id>.json is streamed in pieces yet byte-for-byte the indented JSON it always was."""
+    data = {
+        "run_id": "r2",
+        "instances": [{"name": f"rédis-{n}", "days": list(range(n % 7))} for n in range(5000)],
+    }
+    path = archive.write_json_atomic("runs/r2.json", data)
+    assert path.read_text() == json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    assert path.stat().st_size > 200_000  # several pieces
+
+
+def test_a_summary_that_cannot_be_written_leaves_the_previous_one(archive: Archive) -> None:
+    """A value that is not JSON, met after part of the file was streamed, keeps the old file, no temp."""
+    path = archive.write_json_atomic("runs/r3.json", {"run_id": "r3"})
+    before = path.read_bytes()
+    data = {"run_id": "r3", "filler": ["x" * 1000] * 3000, "bad": object()}
+    with pytest.raises(StorageError, match="cannot write"):
+        archive.write_json_atomic("runs/r3.json", data)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["r3.json"]
+
+
 def test_write_json_atomic_refuses_escapes(archive: Archive) -> None:
     """A run id cannot be used to write outside the archive."""
     with pytest.raises(StorageError):
@@ -354,3 +377,42 @@ async def test_shards_share_the_fleet_lock_but_exclude_a_full_run(tmp_path: Path
         with pytest.raises(LockError):
             async with archive.run_lock("run", 0, shared=True):
                 pass
+
+
+def _cyclic_writers() -> int:
+    """Payload writers that only a cyclic collection would free (found, not freed, by this one).
+
+    Counted as garbage rather than as live objects: an idle worker thread may still hold its
+    last job (a writer's bound method) for a moment, which is no leak and no cycle.
+    """
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        return sum(1 for o in gc.garbage if isinstance(o, PartWriter))
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+
+@pytest.mark.parametrize("size", [100, BATCH_BYTES + 1])
+async def test_a_finished_payload_writer_is_freed_without_a_cyclic_collection(
+    archive: Archive, size: int
+) -> None:
+    """A writer leaves no reference cycle behind (committed or dropped): memory does not pile up per file."""
+    gc.collect()
+    gc.disable()
+    try:
+        async with archive.open_part(DAY, REL, expected_size=size) as part:
+            await part.write(b"x" * size)
+            await part.commit()
+        del part
+        try:
+            async with archive.open_part(DAY, PurePosixPath("proj/other.log"), expected_size=size) as part:
+                await part.write(b"y" * size)
+                raise LookupError("the download broke")
+        except LookupError:
+            pass
+        del part
+        assert _cyclic_writers() == 0
+    finally:
+        gc.enable()
