@@ -14,6 +14,7 @@ also the only safe way to restart an encoded body.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from pathlib import PurePosixPath
 
 from harvester.archive.store import Archive
@@ -34,23 +35,33 @@ async def fetch_to_archive(
     allowed_hosts: Sequence[str],
     chunk_size: int,
     on_bytes: Callable[[int], None] | None = None,
+    on_received: Callable[[], None] | None = None,
 ) -> ArchivedFile:
-    """Download ``link`` to ``folder/relpath`` atomically; returns what landed on disk."""
+    """Download ``link`` to ``folder/relpath`` atomically; returns what landed on disk.
+
+    ``on_received`` is called once the whole body is in and its response closed, before the
+    commit's fsync and rename: the caller's download slot (and the connection) can serve the
+    next file while the disk makes this one durable.
+    """
     check_link(link.url, allowed_hosts)
 
     def follow(url: SignedUrl) -> None:
         check_link(url, allowed_hosts, verb="redirects to")
 
-    async with (
-        open_download(transport, link.url, chunk_size=chunk_size, follow=follow) as body,
-        archive.open_part(folder, relpath, expected_size=body.content_length) as part,
-    ):
-        async for chunk in body.chunks():
-            await part.write(chunk)
-            if on_bytes is not None:
-                on_bytes(len(chunk))
-        # chunks() has already raised unless every byte of Content-Length arrived.
-        return await part.commit()
+    async with AsyncExitStack() as response:
+        body = await response.enter_async_context(
+            open_download(transport, link.url, chunk_size=chunk_size, follow=follow)
+        )
+        async with archive.open_part(folder, relpath, expected_size=body.content_length) as part:
+            async for chunk in body.chunks():
+                await part.write(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+            # chunks() has already raised unless every byte of Content-Length arrived.
+            await response.aclose()
+            if on_received is not None:
+                on_received()
+            return await part.commit()
 
 
 def check_link(url: SignedUrl, allowed_hosts: Sequence[str], *, verb: str = "points to") -> None:

@@ -56,6 +56,33 @@ def fetch_workers(fetching: int, *, per_instance: int, download_slots: int) -> i
     return max(2 * per_instance, share)
 
 
+class _Slot:
+    """A download slot held for one attempt, which may give it back early (once).
+
+    The slot bounds transfers, not disk work: once the body is in, the fsync and rename of the
+    commit go on without it (:func:`fetch_to_archive`'s ``on_received``).
+    """
+
+    __slots__ = ("_held", "_sem")
+
+    def __init__(self, sem: anyio.Semaphore) -> None:
+        self._sem = sem
+        self._held = False
+
+    async def __aenter__(self) -> _Slot:
+        await self._sem.acquire()
+        self._held = True
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._sem.release()
+
+
 class Fetcher:
     """One run's downloads: the download slots, the per-instance link slots, a full disk."""
 
@@ -162,7 +189,8 @@ class Fetcher:
                 core.progress.bytes(n)
 
             error: HarvesterError | None = None
-            async with self.download_slots:
+            slot = _Slot(self.download_slots)
+            async with slot:
                 if self.disk_full is not None:
                     return self._failed(lf, attempts, self.disk_full)
                 expected = max(self.largest_file, last_bytes)
@@ -192,6 +220,7 @@ class Fetcher:
                         allowed_hosts=dl.allowed_hosts,
                         chunk_size=dl.chunk_size,
                         on_bytes=count,
+                        on_received=slot.release,
                     )
                 except HarvesterError as exc:
                     error = exc
