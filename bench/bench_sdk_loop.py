@@ -295,28 +295,10 @@ def _emulator_view(counters: dict[str, Any], children_before: float) -> dict[str
 
 
 def write_default_config(root: Path, ready: dict[str, Any], days: str) -> Path:
-    """Only what this machine needs; every limit and poll interval stays at its default."""
-    days_line = "" if days == "auto" else f"collect:\n  days: {int(days)}\n"
-    text = f"""\
-archive:
-  root: {root / "archive"}
-auth:
-  method: aksk
-  access_key_env: OS_ACCESS_KEY
-  secret_key_env: OS_SECRET_KEY
-projects:
-  - name: bench
-    region: eu-de
-    project_id: {ready["project_id"]}
-    endpoints:
-      dcs: {ready["dcs_endpoint"]}
-      iam: {ready["iam_endpoint"]}
-download:
-  allowed_hosts: ["127.0.0.1"]
-{days_line}"""
-    path = root / "harvester.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    """Only what this machine needs; every limit and poll interval stays at its default
+    (bench_harvest's ``--defaults`` config, the same file that bench writes)."""
+    argv = ["--defaults"] if days == "auto" else ["--defaults", f"--days={int(days)}"]
+    return bench_harvest.write_config(bench_harvest.parse_args(argv), root, ready)
 
 
 def run_harvester(args: argparse.Namespace, work: Path) -> dict[str, Any]:
