@@ -235,10 +235,13 @@ class ManifestWriter:
 
     async def reconcile(self, folder: str) -> bool:
         """Cut a torn tail and regenerate a lagging sha256 list; True if anything changed."""
+        changed, _sigs = await self._reconcile_one(folder)
+        return changed
+
+    async def _reconcile_one(self, folder: str) -> tuple[bool, ManifestSigs | None]:
         self._archive.folder(folder)
         async with self._task_lock(folder):
-            changed, _sigs = await anyio.to_thread.run_sync(self._reconcile_sync, folder)
-        return changed
+            return await anyio.to_thread.run_sync(self._reconcile_sync, folder)
 
     def _reconcile_sync(self, folder: str) -> tuple[bool, ManifestSigs | None]:
         """Reconcile one folder; also the signatures of its manifest files as found intact."""
@@ -281,9 +284,7 @@ class ManifestWriter:
             if folder in known:
                 continue
             try:
-                self._archive.folder(folder)
-                async with self._task_lock(folder):
-                    repaired, sigs = await anyio.to_thread.run_sync(self._reconcile_sync, folder)
+                repaired, sigs = await self._reconcile_one(folder)
             except StorageError as exc:
                 _log.warning("manifest.folder_not_reconciled", extra={"folder": folder, "error": str(exc)})
                 continue
