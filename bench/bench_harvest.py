@@ -138,6 +138,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="trace allocations; print the N largest allocation sites at the traced peak to stderr",
     )
     p.add_argument("--keep", action="store_true", help="keep the work directory (archive, config)")
+    p.add_argument(
+        "--series",
+        action="store_true",
+        help="also print, per second of the run: API calls in flight by kind, files archived and "
+        "this process's CPU (where the slots sat idle, and whether the loop was saturated)",
+    )
     args = p.parse_args(argv)
     if args.defaults:
         # Report (and bound) with the values the harvester will really use.
@@ -335,6 +341,7 @@ class Trace:
     archived_at: array.array[float] = field(default_factory=lambda: array.array("d"))
     events: Counter[str] = field(default_factory=Counter)
     peak_tasks: int = 0
+    cpu_samples: list[tuple[float, float]] = field(default_factory=list)  # (at, process CPU s)
     traced_peak: int = 0  # bytes, with --tracemalloc
     peak_snapshot: tracemalloc.Snapshot | None = None
     end_snapshot: tracemalloc.Snapshot | None = None  # what the run still holds when it ends
@@ -445,6 +452,7 @@ async def sample_tasks(trace: Trace) -> None:
     """
     last_snapshot = 0.0
     while True:
+        trace.cpu_samples.append((trace.now(), _cpu_seconds()))
         trace.peak_tasks = max(trace.peak_tasks, len(asyncio.all_tasks()))
         if tracemalloc.is_tracing() and time.monotonic() - last_snapshot >= 1.0:
             current, _ = tracemalloc.get_traced_memory()
@@ -651,7 +659,40 @@ def report_data(
         "last_file_at": max(trace.archived_at, default=0.0),
         "peak_tasks": trace.peak_tasks,
         "events": dict(trace.events.most_common(8)),
+        "series": series(trace, out.makespan),
     }
+
+
+def series(trace: Trace, makespan: float) -> list[dict[str, Any]]:
+    """Per second: mean API calls in flight by kind, files archived, CPU (share of one core)."""
+    seconds = max(1, math.ceil(makespan))
+    rows: list[dict[str, Any]] = [
+        {"t": i, "in_flight": Counter(), "files": 0, "cpu": None} for i in range(seconds)
+    ]
+    for kind, start, end in trace.calls:
+        for i in range(max(0, int(start)), min(seconds, int(end) + 1)):
+            overlap = min(end, i + 1) - max(start, i)
+            if overlap > 0:
+                rows[i]["in_flight"][kind] += overlap
+    for at in trace.archived_at:
+        rows[min(seconds - 1, int(at))]["files"] += 1
+    samples = trace.cpu_samples
+    for i in range(seconds):
+        inside = [(t, c) for t, c in samples if i <= t <= i + 1.0001]
+        if len(inside) >= 2:
+            rows[i]["cpu"] = (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+    for row in rows:
+        row["in_flight"] = {k: round(v, 1) for k, v in sorted(row["in_flight"].items())}
+    return rows
+
+
+def print_series(rows: list[dict[str, Any]]) -> None:
+    print("\nper second: API calls in flight by kind | files archived | CPU of one core")
+    for row in rows:
+        flight = " ".join(f"{k}={v:.1f}" for k, v in row["in_flight"].items())
+        total = sum(row["in_flight"].values())
+        cpu = "-" if row["cpu"] is None else f"{row['cpu']:.0%}"
+        print(f"{row['t']:4d}s  in flight {total:5.1f} ({flight})  files {row['files']:4d}  cpu {cpu}")
 
 
 def print_report(d: dict[str, Any]) -> None:
@@ -744,6 +785,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(data))
     else:
         print_report(data)
+        if args.series:
+            print_series(data["series"])
     return 0
 
 

@@ -220,5 +220,12 @@ class Core:
 
     @property
     def instance_parallelism(self) -> int:
-        """Instances in flight at once: enough to keep the API slots busy while others wait."""
-        return max(64, 4 * self.settings.limits.api_concurrency)
+        """Instances in flight at once: enough to keep the API slots busy while others wait.
+
+        An instance holds its place through its whole night (collect, wait, download), and its
+        collection costs a few calls but seconds of waiting; with 4 per API slot, the last
+        third of a 200-instance fleet was only asked to collect once the first had downloaded
+        everything, and its wait became the tail of the night (bench/README.md). 16 per slot
+        asks a fleet of hundreds at once; each instance in flight costs a few KiB.
+        """
+        return max(64, 16 * self.settings.limits.api_concurrency)

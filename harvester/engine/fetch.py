@@ -1,8 +1,8 @@
 """Links and downloads: every listed file the run wants ends in exactly one outcome record.
 
-A few workers per run (:mod:`harvester.engine.pool`) take files in turn. For each: inside a
-download slot, a link is obtained right before its GET and the body is streamed into the
-archive (:mod:`harvester.engine.download`); after a failed attempt :mod:`harvester.plan`
+A few workers per run (:mod:`harvester.engine.pool`) take files in turn. For each: a link is
+obtained, then a download slot, and the body is streamed into the archive
+(:mod:`harvester.engine.download`); after a failed attempt :mod:`harvester.plan`
 decides whether to retry, relink, give up on the file or stop the run, and this module only
 does what it says. A file renamed into place gets its manifest line before its outcome, even
 when a signal lands at that moment.
@@ -57,7 +57,7 @@ def fetch_workers(fetching: int, *, per_instance: int, download_slots: int) -> i
 
 
 class _Slot:
-    """A download slot held for one attempt, which may give it back early (once).
+    """A slot (download, or link ahead) held for one attempt, which may give it back early (once).
 
     The slot bounds transfers, not disk work: once the body is in, the fsync and rename of the
     commit go on without it (:func:`fetch_to_archive`'s ``on_received``).
@@ -70,8 +70,10 @@ class _Slot:
         self._held = False
 
     async def __aenter__(self) -> _Slot:
-        await self._sem.acquire()
-        self._held = True
+        """Take the slot, unless it is already held (taken ahead of the ``async with``)."""
+        if not self._held:
+            await self._sem.acquire()
+            self._held = True
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -90,6 +92,10 @@ class Fetcher:
         self._core = core
         lim = core.settings.limits
         self.download_slots = anyio.Semaphore(lim.download_concurrency)
+        # Links obtained (or being obtained) ahead of a download slot: one per slot, so a freed
+        # slot finds a link ready, and a link never queues behind more than a slot's worth of
+        # downloads (short-lived links are then not renewed, nor obtained only to be wasted).
+        self._links_ahead = anyio.Semaphore(lim.download_concurrency)
         self._link_slots: dict[str, anyio.Semaphore] = {}
         self.largest_file = 0  # bytes: what a download is expected to need when judging a link
         self.disk_full: str | None = None  # set once the archive ran out of space: no more writes
@@ -166,9 +172,13 @@ class Fetcher:
     async def fetch(self, lf: LogFile, dest: Destination) -> FileResult:
         """Link and download one file, relinking on 403 and retrying broken bodies.
 
-        The link is obtained inside the download slot, right before its GET: a fresh link is
-        used at once whatever its lifetime, and a link held from an earlier attempt is renewed
-        first when it may not outlive the download (:func:`plan.link_still_usable`). A storage
+        The link is obtained before the download slot is taken, so a slot is never held while
+        the link call waits for its instance's link slots, the API slots or the rate limit (it
+        was: half the slots' time went to that, and the downloads ran at half the pace the API
+        allowed). A link that found a slot free is used at once whatever its lifetime (OBS
+        checks expiry when the GET starts); one that had to wait for a slot, or is held from an
+        earlier attempt, is renewed first when it may not outlive the download
+        (:func:`plan.link_still_usable`), and the renewed link is used at once. A storage
         failure fails this file with its reason; a full disk fails it and every file after it.
         """
         core = self._core
@@ -188,27 +198,34 @@ class Fetcher:
                 received[0] += n
                 core.progress.bytes(n)
 
+            ahead = _Slot(self._links_ahead)
+            fresh = link is None
+            try:
+                if link is None:
+                    got = await self._new_link(lf, attempts, ahead)
+                    if isinstance(got, FileResult):
+                        return got
+                    link = got
+                slot = _Slot(self.download_slots)
+                fresh = fresh and self.download_slots.value > 0  # no wait: the link is still fresh
+                await slot.__aenter__()
+            finally:
+                ahead.release()
             error: HarvesterError | None = None
-            slot = _Slot(self.download_slots)
             async with slot:
                 if self.disk_full is not None:
                     return self._failed(lf, attempts, self.disk_full)
                 expected = max(self.largest_file, last_bytes)
-                if link is not None and not plan.link_still_usable(
+                if not fresh and not plan.link_still_usable(
                     link.expires_at, core.now(), expected_bytes=expected, margin=dl.expiry_margin
                 ):
                     log.info(
                         "harvest.link_renewed", expires_at=link.expires_at.isoformat(), expected=expected
                     )
-                    link = None
-                if link is None:
-                    try:
-                        link = await self._link(lf)
-                    except HarvesterError as exc:
-                        given_up = plan.after_link_error(plan.AttemptError.of(exc))
-                        if given_up.step is plan.Step.STOP:
-                            raise
-                        return self._failed(lf, attempts, given_up.reason)
+                    got = await self._new_link(lf, attempts, None)
+                    if isinstance(got, FileResult):
+                        return got
+                    link = got
                 attempts += 1
                 try:
                     archived = await fetch_to_archive(
@@ -247,6 +264,20 @@ class Fetcher:
             await anyio.sleep(decision.wait)
         return self._failed(lf, attempts, plan.gave_up_reason(attempts, last_error))
 
+    async def _new_link(self, lf: LogFile, attempts: int, ahead: _Slot | None) -> SignedLink | FileResult:
+        """A new link for ``lf``, or the file's failed outcome when DCS will not give one.
+
+        ``ahead``: the link is obtained before its download slot, and this slot of
+        :attr:`_links_ahead` is taken (once the instance's link slot is) for its API call.
+        """
+        try:
+            return await self._link(lf, ahead)
+        except HarvesterError as exc:
+            given_up = plan.after_link_error(plan.AttemptError.of(exc))
+            if given_up.step is plan.Step.STOP:
+                raise
+            return self._failed(lf, attempts, given_up.reason)
+
     def _instance_slots(self, instance_id: str) -> anyio.Semaphore:
         sem = self._link_slots.get(instance_id)
         if sem is None:
@@ -255,11 +286,13 @@ class Fetcher:
             )
         return sem
 
-    async def _link(self, lf: LogFile) -> SignedLink:
+    async def _link(self, lf: LogFile, ahead: _Slot | None) -> SignedLink:
         target = lf.replica.target
         slots = self._instance_slots(target.instance_id)
         try:
             async with slots:
+                if ahead is not None:
+                    await ahead.__aenter__()
                 link = await self._core.project_of(target).client.create_link(target.instance_id, lf.log_id)
         finally:
             # Idle (nobody holds or waits for it): forget it, so a night of thousands of
