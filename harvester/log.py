@@ -39,7 +39,8 @@ def register_secret(value: str) -> None:
 
 def scrub(text: str) -> str:
     """Remove registered secrets and URL query strings from free text."""
-    text = _URL_QUERY.sub(r"\1?<redacted>", text)
+    if "?" in text:  # the pattern needs one: most values (paths, names, sizes) skip the regex
+        text = _URL_QUERY.sub(r"\1?<redacted>", text)
     for secret in _SECRETS:
         if secret in text:
             text = text.replace(secret, "***")

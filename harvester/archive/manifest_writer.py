@@ -104,7 +104,7 @@ class ManifestWriter:
     def _task_lock(self, folder: str) -> anyio.Lock:
         lock = self._locks.get(folder)
         if lock is None:
-            lock = self._locks[folder] = anyio.Lock()
+            lock = self._locks[folder] = anyio.Lock(fast_acquire=True)
         return lock
 
     async def record(self, folder: str, entry: ManifestEntry) -> None:

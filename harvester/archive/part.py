@@ -22,7 +22,8 @@ Which thread does what, and why (measured with ``bench/bench_part_writer.py``, f
   as the list of pieces the network delivered (``writelines``): never joined into a new object
   on the event loop, and one thread hop per MiB rather than per network read;
 * :meth:`PartWriter.commit` writes what is still gathered, fsyncs and renames in ONE
-  worker-thread call, and a committed writer needs no clean-up call: a body of known small
+  worker-thread call (a body that never outgrew its batch is hashed and written there directly,
+  with no file object and its fstats), and a committed writer needs no clean-up call: a body of known small
   size costs one thread hop (commit), another small body two (create, commit), where a hop
   per step cost four. A deferred writer whose body outgrows one batch (an encoded body that
   decodes larger) creates its ``.part`` at its first full batch and goes on as usual.
@@ -220,20 +221,27 @@ class PartWriter:
         """The one raw write (in a worker thread); a seam for tests that need a full disk."""
         write_all(self._fd, chunk)
 
-    def _create_sync(self) -> _HashingFile:
+    def _create_sync(self) -> None:
         """Locate the final path and create its locked ``.part`` (blocking); idempotent.
 
         A ``.part`` another live process holds raises :class:`~harvester.errors.PartBusyError`;
         a dead run's leftover is taken over.
         """
-        if self._file is not None:
-            return self._file
+        if self._part is not None:
+            return
         final = self._locate()
         part = final.with_name(part_name(final.name))
         fd = _create_locked(part)
         self._fd, self._part, self._final = fd, part, final
-        self._file = _HashingFile(fd, self._write_fd)
-        self._aio = AsyncFileIO(self._file, None, _WRITE_POOL)
+
+    def _open_file(self) -> _HashingFile:
+        """The hashing file object a body larger than one batch is streamed through (blocking:
+        it creates the ``.part`` first if need be). A body that fits in one batch never needs
+        one: the commit writes and hashes it directly."""
+        if self._file is None:
+            self._create_sync()
+            self._file = _HashingFile(self._fd, self._write_fd)
+            self._aio = AsyncFileIO(self._file, None, _WRITE_POOL)
         return self._file
 
     def _take_batch(self) -> bytes:
@@ -256,8 +264,8 @@ class PartWriter:
         # loop. writelines hands each to _HashingFile.write, in the worker thread.
         pieces, self._batch, self._batched = self._batch, [], 0
         with anyio.CancelScope(shield=True):
-            if self._aio is None:  # a deferred writer whose body outgrew one batch
-                await anyio.to_thread.run_sync(self._create_sync)
+            if self._aio is None:  # the first batch of a large body (the .part may not exist yet)
+                await anyio.to_thread.run_sync(self._open_file)
             assert self._aio is not None
             try:
                 await self._aio.writelines(pieces)
@@ -291,14 +299,21 @@ class PartWriter:
         return await anyio.to_thread.run_sync(self._commit_sync, self._take_batch())
 
     def _commit_sync(self, rest: bytes) -> ArchivedFile:
-        file = self._create_sync()
+        self._create_sync()
         assert self._part is not None
         assert self._final is not None
-        if rest:
-            try:
-                file.write(rest)
-            except OSError as exc:
-                raise storage_error(f"cannot write {self._part}", exc) from exc
+        file = self._file
+        try:
+            if file is None:  # the whole body is in ``rest``: no file object, no extra fstat
+                digest, size = hashlib.sha256(rest), len(rest)
+                if rest:
+                    self._write_fd(rest)
+            else:
+                if rest:
+                    file.write(rest)
+                digest, size = file.digest, file.size
+        except OSError as exc:
+            raise storage_error(f"cannot write {self._part}", exc) from exc
         try:
             os.fsync(self._fd)
             # Rename while still holding the flock: a sweeping peer cannot take the .part away
@@ -315,14 +330,14 @@ class PartWriter:
             _DIR_SYNCS.sync(self._final.parent)
         except OSError as exc:
             raise storage_error(f"cannot sync directory of {self._final}", exc) from exc
-        return ArchivedFile(self._relpath.as_posix(), file.size, file.digest.hexdigest())
+        return ArchivedFile(self._relpath.as_posix(), size, digest.hexdigest())
 
     async def _close(self) -> None:
         """Drop an uncommitted part (one shielded thread call); a committed one needs none.
 
         A deferred writer that never created its ``.part`` has nothing on disk to drop.
         """
-        if self._state is _State.OPEN and self._file is not None:
+        if self._state is _State.OPEN and self._part is not None:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._discard)
         self._batch.clear()

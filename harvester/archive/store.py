@@ -35,6 +35,9 @@ from harvester.errors import FolderNotWritableError, StorageError
 
 __all__ = ["Archive"]
 
+#: Payload folders remembered as checked (see :meth:`Archive._payload_path`): ~200 B each.
+_CHECKED_FOLDERS = 8192
+
 
 class Archive:
     """The archive root and every way of writing below it."""
@@ -44,6 +47,8 @@ class Archive:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        # Payload folders this Archive has walked and found real: folder parts -> (path, dev, ino).
+        self._checked: dict[tuple[str, ...], tuple[Path, int, int]] = {}
 
     # --- paths ---------------------------------------------------------------------------
 
@@ -103,7 +108,26 @@ class Archive:
         return current
 
     def _payload_path(self, folder: str, relpath: PurePosixPath, *, create: bool) -> Path | None:
+        """The checked path of a payload (its folders walked, and created with ``create``).
+
+        A night writes dozens of files per folder, and the walk (an lstat per component, then
+        two realpaths: ~25 syscalls, each a GIL hand-off in the worker thread) cost more CPU
+        than the file itself. So a folder found real is remembered, with its inode, and a later
+        payload in it costs one lstat: the same directory (not a link, not replaced, not
+        removed) is used; anything else is walked again from the root.
+        """
         parts = payload_parts(relpath)
+        key = (folder, *parts[:-1])
+        known = self._checked.get(key)
+        if known is not None:
+            cached, dev, ino = known
+            try:
+                st = os.lstat(cached)
+            except FileNotFoundError:
+                st = None
+            if st is not None and (st.st_dev, st.st_ino) == (dev, ino) and stat.S_ISDIR(st.st_mode):
+                return cached / parts[-1]
+            self._checked.pop(key, None)
         base = self.folder(folder)
         folder_rel = base.relative_to(self.root).parts
         directory = self._dirs(folder_rel + parts[:-1], create=create)
@@ -114,6 +138,10 @@ class Archive:
         real_dir, real_base = os.path.realpath(directory), os.path.realpath(base)
         if real_dir != real_base and not real_dir.startswith(real_base + os.sep):
             raise StorageError(f"refusing archive path {str(relpath)!r}: it resolves outside {base}")
+        st = os.lstat(directory)
+        if len(self._checked) >= _CHECKED_FOLDERS:
+            self._checked.clear()  # a fleet's folders of one night; the next walks refill it
+        self._checked[key] = (directory, st.st_dev, st.st_ino)
         return directory / parts[-1]
 
     def _internal_path(self, relpath: PurePosixPath | str, *, create: bool) -> Path:

@@ -126,7 +126,7 @@ class RateLimiter:
         self._tokens = self._capacity
         self._updated = clock()
         self._paused_until = 0.0
-        self._lock = anyio.Lock()
+        self._lock = anyio.Lock(fast_acquire=True)
 
     @property
     def rate(self) -> float:

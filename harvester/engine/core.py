@@ -123,7 +123,10 @@ class Core:
         self.progress: Progress = progress or NullProgress()
         self.now = now
         lim = settings.limits
-        self.api_slots = anyio.Semaphore(lim.api_concurrency)
+        # fast_acquire (here and on the other per-file slots and locks): a free slot is taken
+        # without a trip through the event loop; a checkpoint per acquire was ~2% of a night's
+        # CPU. Every holder then awaits network I/O, so no task can starve the others.
+        self.api_slots = anyio.Semaphore(lim.api_concurrency, fast_acquire=True)
         self.retry_policy = retry_policy(lim)
         self.summary = RunSummary(run_id=run_id, started_at=now(), config_path=str(settings.config_path))
         self._shared = Shared()

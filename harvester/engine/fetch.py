@@ -91,11 +91,11 @@ class Fetcher:
     def __init__(self, core: Core) -> None:
         self._core = core
         lim = core.settings.limits
-        self.download_slots = anyio.Semaphore(lim.download_concurrency)
+        self.download_slots = anyio.Semaphore(lim.download_concurrency, fast_acquire=True)
         # Links obtained (or being obtained) ahead of a download slot: one per slot, so a freed
         # slot finds a link ready, and a link never queues behind more than a slot's worth of
         # downloads (short-lived links are then not renewed, nor obtained only to be wasted).
-        self._links_ahead = anyio.Semaphore(lim.download_concurrency)
+        self._links_ahead = anyio.Semaphore(lim.download_concurrency, fast_acquire=True)
         self._link_slots: dict[str, anyio.Semaphore] = {}
         self.largest_file = 0  # bytes: what a download is expected to need when judging a link
         self.disk_full: str | None = None  # set once the archive ran out of space: no more writes
@@ -282,7 +282,7 @@ class Fetcher:
         sem = self._link_slots.get(instance_id)
         if sem is None:
             sem = self._link_slots[instance_id] = anyio.Semaphore(
-                self._core.settings.limits.per_instance_concurrency
+                self._core.settings.limits.per_instance_concurrency, fast_acquire=True
             )
         return sem
 

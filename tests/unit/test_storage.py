@@ -210,6 +210,39 @@ async def test_a_symlink_inside_the_archive_is_not_followed(archive: Archive, tm
     assert list(outside.iterdir()) == []
 
 
+async def _write(archive: Archive, relpath: PurePosixPath, body: bytes) -> None:
+    async with archive.open_part(DAY, relpath, expected_size=len(body)) as part:
+        await part.write(body)
+        await part.commit()
+
+
+async def test_a_folder_swapped_for_a_symlink_after_a_write_is_still_refused(
+    archive: Archive, tmp_path: Path
+) -> None:
+    """The payload folder was checked for the first file; replaced by a link before the second,
+    it is checked again (its inode changed), not trusted from memory."""
+    await _write(archive, REL, b"first")
+    folder = archive.root / DAY / REL.parent
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.rename(folder, tmp_path / "moved-away")
+    folder.symlink_to(outside)
+    with pytest.raises(StorageError, match="symlink"):
+        await _write(archive, REL.with_name("second.log"), b"second")
+    assert list(outside.iterdir()) == []
+
+
+async def test_a_payload_folder_removed_during_a_run_is_made_again(archive: Archive) -> None:
+    """A folder removed between two files of one run (an operator tidying up) is recreated for
+    the next file, not written to blindly from what the first file found."""
+    await _write(archive, REL, b"first")
+    folder = archive.root / DAY / REL.parent
+    (folder / REL.name).unlink()
+    folder.rmdir()
+    await _write(archive, REL.with_name("second.log"), b"second")
+    assert (folder / "second.log").read_bytes() == b"second"
+
+
 async def test_a_symlinked_date_folder_is_refused(archive: Archive, tmp_path: Path) -> None:
     """The date folder itself cannot be a link to somewhere else."""
     outside = tmp_path / "elsewhere"
