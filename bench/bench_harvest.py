@@ -342,6 +342,10 @@ class Trace:
     events: Counter[str] = field(default_factory=Counter)
     peak_tasks: int = 0
     cpu_samples: list[tuple[float, float]] = field(default_factory=list)  # (at, process CPU s)
+    # The first request of each kind, replayed after the run to time the emulator's own service.
+    samples: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = field(default_factory=dict)
+    service: dict[str, float] = field(default_factory=dict)  # kind -> median seconds, one at a time
+    probe_calls: int = 0
     traced_peak: int = 0  # bytes, with --tracemalloc
     peak_snapshot: tracemalloc.Snapshot | None = None
     end_snapshot: tracemalloc.Snapshot | None = None  # what the run still holds when it ends
@@ -373,7 +377,10 @@ def instrument(engine: Engine, trace: Trace) -> None:
         try:
             return await send(*a, **kw)
         finally:
-            trace.call_kinds.append(_kind(str(kw.get("what", ""))))
+            kind = _kind(str(kw.get("what", "")))
+            if kind in PROBED and kind not in trace.samples:
+                trace.samples[kind] = (a, kw)
+            trace.call_kinds.append(kind)
             trace.call_starts.append(start)
             trace.call_ends.append(trace.now())
 
@@ -403,6 +410,27 @@ def instrument(engine: Engine, trace: Trace) -> None:
             trace.fetches.append((start, trace.now(), len(items)))
 
     setattr(fetcher, "fetch_all", timed_fetch_all)  # noqa: B010
+
+
+#: Kinds of API call whose service time is probed after the run (collect changes state: its
+#: service time is taken as the mean of these).
+PROBED = ("list_instances", "list_groups", "list_runlogs", "link")
+PROBES = 15
+
+
+async def probe_service(send: Callable[..., Awaitable[Response]], trace: Trace) -> None:
+    """What one call of each kind takes when it is the only one: the emulator's latency plus its
+    own handling, timers and loopback (on this machine ~6-10 ms over a 50 ms latency, which no
+    client can avoid). Each kind's first request of the run is replayed one at a time (a signed
+    request stays valid for minutes); the median goes into the service-time bound."""
+    for kind, (a, kw) in trace.samples.items():
+        durations = []
+        for _ in range(PROBES):
+            start = time.perf_counter()
+            await send(*a, **kw)
+            durations.append(time.perf_counter() - start)
+            trace.probe_calls += 1
+        trace.service[kind] = statistics.median(durations)
 
 
 def configure_logging(level: str, trace: Trace) -> Any:
@@ -486,14 +514,18 @@ async def harvest(settings: Settings, trace: Trace) -> RunOutcome:
         settings, "bench-run", progress=False, lock_name="run", lock_timeout=10.0
     ) as engine:
         engine_open = trace.now()
+        send = engine.transport.send
         instrument(engine, trace)
         async with anyio.create_task_group() as tg:
             tg.start_soon(sample_tasks, trace)
             summary = await Nightly(engine, NightlyOptions()).run()
             tg.cancel_scope.cancel()
+        probe_start = trace.now()
+        await probe_service(send, trace)
+        probing = trace.now() - probe_start
         if tracemalloc.is_tracing():
             trace.end_snapshot = tracemalloc.take_snapshot()
-    makespan = trace.now()
+    makespan = trace.now() - probing  # the run with its close, without the probe
     archived = [f for f in summary.files if f.outcome is Outcome.ARCHIVED]
     return RunOutcome(
         makespan=makespan,
@@ -591,7 +623,7 @@ def report_data(
     conc = args.api_concurrency
     requests: dict[str, int] = counters["requests"]
     fleet: dict[str, Any] = counters["fleet"]
-    api_calls = requests.get("dcs", 0) + requests.get("links", 0) + requests.get("iam", 0)
+    api_calls = requests.get("dcs", 0) + requests.get("links", 0) + requests.get("iam", 0) - trace.probe_calls
     calls = trace.calls
     by_kind = Counter(kind for kind, _, _ in calls)
 
@@ -609,6 +641,18 @@ def report_data(
     chain_calls = 5 + (1 if sharded else 0)  # list inst, [shards], list, collect, list, link
     critical_path = chain_calls * lat + args.collect_delay + args.obs_latency_ms / 1000
     lower_bound = max(critical_path, lat + max(necessary - 1, 0) * lat / conc)
+    # The same necessary calls, each taking what it takes alone on this machine (probed).
+    service = dict(trace.service)
+    if service:
+        service.setdefault("collect", statistics.mean(service.values()))
+    need = {
+        "list_instances": math.ceil(max(instances, 1) / 1000),
+        "list_groups": sharded,
+        "list_runlogs": 2 * instances,
+        "collect": int(counters["collections"]),
+        "link": out.files_archived,
+    }
+    service_bound = sum(n * service.get(kind, lat) for kind, n in need.items()) / conc if service else None
 
     busy = sum(end - start for _, start, end in calls)
     first = {k: min((s for kk, s, _ in calls if kk == k), default=0.0) for k in by_kind}
@@ -645,6 +689,9 @@ def report_data(
         "lower_bound": lower_bound,
         "ratio_throughput": out.makespan / throughput_bound if throughput_bound else math.inf,
         "ratio_lower_bound": out.makespan / lower_bound if lower_bound else math.inf,
+        "service_s": service,
+        "service_bound": service_bound,
+        "ratio_service_bound": out.makespan / service_bound if service_bound else None,
         "files_per_s": out.files_archived / out.makespan,
         "mb_per_s": out.bytes_archived / MIB / out.makespan,
         "emulator_generation_s": counters["bytes_served"] / EMULATOR_GEN_BYTES_PER_S,
@@ -717,6 +764,9 @@ def print_report(d: dict[str, Any]) -> None:
         ("lower bound", f"{d['lower_bound']:.2f} s"),
         ("ratio makespan/throughput", f"{d['ratio_throughput']:.2f}"),
         ("ratio makespan/lower bound", f"{d['ratio_lower_bound']:.2f}"),
+        ("service time per call", _service(d.get("service_s") or {})),
+        ("service-time bound", _opt(d.get("service_bound"), "{:.2f} s  (necessary calls x alone / C)")),
+        ("ratio makespan/service bound", _opt(d.get("ratio_service_bound"), "{:.2f}")),
         ("files archived", f"{r['files_archived']} ({r['files_failed']} failed, retries {r['retries']})"),
         ("files/s", f"{d['files_per_s']:.1f}"),
         ("MB/s", f"{d['mb_per_s']:.2f} MiB/s ({r['bytes_archived'] / MIB:.1f} MiB)"),
@@ -750,6 +800,16 @@ def print_report(d: dict[str, Any]) -> None:
         )
         + f", last file {d['last_file_at']:.2f}"
     )
+
+
+def _service(service: dict[str, float]) -> str:
+    if not service:
+        return "-"
+    return ", ".join(f"{kind} {1000 * s:.1f} ms" for kind, s in sorted(service.items())) + " (alone)"
+
+
+def _opt(value: float | None, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
 
 
 def _cpu(seconds: float | None, makespan: float) -> str:

@@ -42,18 +42,22 @@ class Destination:
 Feed = pool.Feed[tuple[LogFile, Destination]]
 
 
-def fetch_workers(fetching: int, *, per_instance: int, download_slots: int) -> int:
+def fetch_workers(fetching: int, *, per_instance: int, download_slots: int, api_slots: int) -> int:
     """Workers for one instance's downloads while ``fetching`` instances (this one included)
     download at once.
 
     Alone (``collect``, the last instance of a night) an instance gets enough workers to fill
-    every download slot. Among many, the download slots are shared, so each instance gets
-    only its share, but never fewer than twice its link slots (some link while others
-    download): a worker waiting on a shared slot is a live task holding its frames and its
-    file, and at 128 instances x 32 workers they were most of a run's peak memory.
+    every download slot. Among a few, the download slots are shared, so each instance gets its
+    share, but twice its link slots (some link while others download). Among many, only as many
+    workers in all as can hold an API or a download slot, twice over, are useful: the others
+    only wait, each a live task holding its frames and its file (at 128 instances x 32 workers
+    they were most of a run's peak memory), so the fleet's total is capped there, while each
+    instance keeps its share of the download slots.
     """
-    share = -(-download_slots // max(fetching, 1))  # ceiling
-    return max(2 * per_instance, share)
+    fetching = max(fetching, 1)
+    share = -(-download_slots // fetching)  # ceiling: together they fill every download slot
+    budget = -(-2 * (api_slots + download_slots) // fetching)
+    return max(share, min(2 * per_instance, budget))
 
 
 class _Slot:
@@ -125,7 +129,10 @@ class Fetcher:
         lim = core.settings.limits
         self.fetching += 1
         workers = fetch_workers(
-            self.fetching, per_instance=lim.per_instance_concurrency, download_slots=lim.download_concurrency
+            self.fetching,
+            per_instance=lim.per_instance_concurrency,
+            download_slots=lim.download_concurrency,
+            api_slots=lim.api_concurrency,
         )
         results: list[FileResult] = []
 
