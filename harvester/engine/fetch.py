@@ -128,12 +128,15 @@ class Fetcher:
         core = self._core
         lim = core.settings.limits
         self.fetching += 1
-        workers = fetch_workers(
-            self.fetching,
-            per_instance=lim.per_instance_concurrency,
-            download_slots=lim.download_concurrency,
-            api_slots=lim.api_concurrency,
-        )
+
+        def workers() -> int:  # asked again as files are fed and done: grows as others end
+            return fetch_workers(
+                self.fetching,
+                per_instance=lim.per_instance_concurrency,
+                download_slots=lim.download_concurrency,
+                api_slots=lim.api_concurrency,
+            )
+
         results: list[FileResult] = []
 
         async def one(item: tuple[LogFile, Destination]) -> None:

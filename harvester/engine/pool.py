@@ -64,13 +64,16 @@ async def run_fed(
     produce: Callable[[Feed[T]], Awaitable[R]],
     fn: Callable[[T], Awaitable[None]],
     *,
-    limit: int,
+    limit: int | Callable[[], int],
     unstarted: Callable[[Iterator[T]], None] | None = None,
 ) -> R:
     """Run ``produce`` and, alongside it, ``fn`` over every item it feeds, ``limit`` at a time.
 
     Workers are started only as items arrive (a worker with nothing queued ends), so a producer
-    that feeds little costs little. Returns ``produce``'s result once every fed item is done.
+    that feeds little costs little. A callable ``limit`` is asked again whenever an item is fed
+    or done, so a pool that started small (many pools shared the slots then) grows once the
+    others end, instead of working off its queue one item at a time at the end of the night.
+    Returns ``produce``'s result once every fed item is done.
     If ``produce`` raises, the workers are stopped like :func:`run`'s: what none of them reached
     goes to ``unstarted``, and an expected failure comes out as itself, not as a group.
     """
@@ -84,19 +87,24 @@ async def run_fed(
         try:
             while queue:
                 await fn(queue.popleft())
+                grow()
         finally:
             workers -= 1
 
     try:
         async with anyio.create_task_group() as tg:
 
-            def feed(items: Iterable[T]) -> None:
+            def grow() -> None:
                 nonlocal workers, starting
-                queue.extend(items)
-                while workers < limit and starting < len(queue):
+                cap = limit() if callable(limit) else limit
+                while workers < cap and starting < len(queue):
                     workers += 1
                     starting += 1
                     tg.start_soon(worker)
+
+            def feed(items: Iterable[T]) -> None:
+                queue.extend(items)
+                grow()
 
             result = await produce(feed)
     except BaseException as exc:
