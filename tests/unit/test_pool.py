@@ -7,21 +7,28 @@ import anyio
 from harvester.engine import pool
 
 
+class _Work:
+    """An item that takes ``pause`` seconds; counts how many ran at once, and which ran."""
+
+    def __init__(self, pause: float) -> None:
+        self.pause = pause
+        self.running = 0
+        self.most = 0
+        self.done: list[int] = []
+
+    async def __call__(self, item: int) -> None:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        await anyio.sleep(self.pause)
+        self.running -= 1
+        self.done.append(item)
+
+
 async def test_a_pool_started_small_grows_when_its_limit_does() -> None:
     """Many pools shared the slots when this one began (limit 1); once they end (limit 4), the
     rest of its queue is worked on four at a time, not one by one to the end of the night."""
     limit = 1
-    running = 0
-    most = 0
-    done: list[int] = []
-
-    async def work(item: int) -> None:
-        nonlocal running, most
-        running += 1
-        most = max(most, running)
-        await anyio.sleep(0.02)
-        running -= 1
-        done.append(item)
+    work = _Work(0.02)
 
     async def produce(feed: pool.Feed[int]) -> None:
         nonlocal limit
@@ -31,23 +38,13 @@ async def test_a_pool_started_small_grows_when_its_limit_does() -> None:
 
     await pool.run_fed(produce, work, limit=lambda: limit)
 
-    assert sorted(done) == list(range(12))
-    assert most == 4
+    assert sorted(work.done) == list(range(12))
+    assert work.most == 4
 
 
 async def test_a_fixed_limit_is_never_exceeded() -> None:
     """However items are fed, no more than ``limit`` run at once, and every one runs."""
-    running = 0
-    most = 0
-    done: list[int] = []
-
-    async def work(item: int) -> None:
-        nonlocal running, most
-        running += 1
-        most = max(most, running)
-        await anyio.sleep(0.005)
-        running -= 1
-        done.append(item)
+    work = _Work(0.005)
 
     async def produce(feed: pool.Feed[int]) -> None:
         for start in range(0, 30, 5):
@@ -56,5 +53,5 @@ async def test_a_fixed_limit_is_never_exceeded() -> None:
 
     await pool.run_fed(produce, work, limit=3)
 
-    assert sorted(done) == list(range(30))
-    assert most == 3
+    assert sorted(work.done) == list(range(30))
+    assert work.most == 3
