@@ -35,8 +35,32 @@ from harvester.errors import FolderNotWritableError, StorageError
 
 __all__ = ["Archive"]
 
-#: Payload folders remembered as checked (see :meth:`Archive._payload_path`): ~200 B each.
-_CHECKED_FOLDERS = 8192
+#: Payload folders remembered as checked (see :meth:`Archive._payload_path`): ~1 KiB each.
+_CHECKED_FOLDERS = 4096
+
+
+def _dir_chain(root: Path, parts: tuple[str, ...]) -> tuple[tuple[str, int, int], ...]:
+    """(path, device, inode) of each directory below ``root`` down to ``parts`` (just walked)."""
+    chain: list[tuple[str, int, int]] = []
+    current = str(root)
+    for part in parts:
+        current = os.path.join(current, part)
+        st = os.lstat(current)
+        chain.append((current, st.st_dev, st.st_ino))
+    return tuple(chain)
+
+
+def _same_dirs(chain: tuple[tuple[str, int, int], ...]) -> bool:
+    """Whether every component is still the directory the walk found (an lstat each: a link,
+    a replacement or a removal anywhere on the way shows as another inode, or an error)."""
+    for path, dev, ino in chain:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        if (st.st_dev, st.st_ino) != (dev, ino) or not stat.S_ISDIR(st.st_mode):
+            return False
+    return True
 
 
 class Archive:
@@ -47,8 +71,9 @@ class Archive:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        # Payload folders this Archive has walked and found real: folder parts -> (path, dev, ino).
-        self._checked: dict[tuple[str, ...], tuple[Path, int, int]] = {}
+        # Payload folders this Archive has walked and found real: folder parts -> (path, the
+        # (path, dev, ino) of every component below the root).
+        self._checked: dict[tuple[str, ...], tuple[Path, tuple[tuple[str, int, int], ...]]] = {}
 
     # --- paths ---------------------------------------------------------------------------
 
@@ -110,22 +135,19 @@ class Archive:
     def _payload_path(self, folder: str, relpath: PurePosixPath, *, create: bool) -> Path | None:
         """The checked path of a payload (its folders walked, and created with ``create``).
 
-        A night writes dozens of files per folder, and the walk (an lstat per component, then
-        two realpaths: ~25 syscalls, each a GIL hand-off in the worker thread) cost more CPU
-        than the file itself. So a folder found real is remembered, with its inode, and a later
-        payload in it costs one lstat: the same directory (not a link, not replaced, not
-        removed) is used; anything else is walked again from the root.
+        A night writes dozens of files per folder, and the walk (an lstat and a Path per
+        component, then two realpaths: ~25 syscalls, each a GIL hand-off in the worker thread)
+        cost more CPU than the file itself. So a folder found real is remembered with the inode
+        of every component below the root, and a later payload in it costs one lstat per
+        component: while each is still the same directory (not a link, not replaced, not
+        removed), the walk's verdict stands; anything else is walked again from the root.
         """
         parts = payload_parts(relpath)
         key = (folder, *parts[:-1])
         known = self._checked.get(key)
         if known is not None:
-            cached, dev, ino = known
-            try:
-                st = os.lstat(cached)
-            except FileNotFoundError:
-                st = None
-            if st is not None and (st.st_dev, st.st_ino) == (dev, ino) and stat.S_ISDIR(st.st_mode):
+            cached, chain = known
+            if _same_dirs(chain):
                 return cached / parts[-1]
             self._checked.pop(key, None)
         base = self.folder(folder)
@@ -138,10 +160,9 @@ class Archive:
         real_dir, real_base = os.path.realpath(directory), os.path.realpath(base)
         if real_dir != real_base and not real_dir.startswith(real_base + os.sep):
             raise StorageError(f"refusing archive path {str(relpath)!r}: it resolves outside {base}")
-        st = os.lstat(directory)
         if len(self._checked) >= _CHECKED_FOLDERS:
             self._checked.clear()  # a fleet's folders of one night; the next walks refill it
-        self._checked[key] = (directory, st.st_dev, st.st_ino)
+        self._checked[key] = (directory, _dir_chain(self.root, folder_rel + parts[:-1]))
         return directory / parts[-1]
 
     def _internal_path(self, relpath: PurePosixPath | str, *, create: bool) -> Path:

@@ -100,6 +100,10 @@ class Fetcher:
         # slot finds a link ready, and a link never queues behind more than a slot's worth of
         # downloads (short-lived links are then not renewed, nor obtained only to be wasted).
         self._links_ahead = anyio.Semaphore(lim.download_concurrency, fast_acquire=True)
+        # Whether links may be obtained ahead of their download slot: unknown (None, so inside
+        # the slot) until a brand-new link has been judged by plan.link_still_usable; False for
+        # good once one fails it (a cloud signing links too short to be held for any wait).
+        self.hold_links: bool | None = None
         self._link_slots: dict[str, anyio.Semaphore] = {}
         self.largest_file = 0  # bytes: what a download is expected to need when judging a link
         self.disk_full: str | None = None  # set once the archive ran out of space: no more writes
@@ -188,8 +192,13 @@ class Fetcher:
         allowed). A link that found a slot free is used at once whatever its lifetime (OBS
         checks expiry when the GET starts); one that had to wait for a slot, or is held from an
         earlier attempt, is renewed first when it may not outlive the download
-        (:func:`plan.link_still_usable`), and the renewed link is used at once. A storage
-        failure fails this file with its reason; a full disk fails it and every file after it.
+        (:func:`plan.link_still_usable`), and the renewed link is used at once. Links are held
+        ahead only once a brand-new one has passed that test, and only until one held ahead
+        has had to be renewed: until then, and for good on a cloud whose new links fail it or
+        whose waits outlast them (holding links would only waste them), a link is obtained
+        inside its slot and used at once, as before. So at most one link per run is wasted.
+        A storage failure fails this file with its reason; a full disk fails it and every file
+        after it.
         """
         core = self._core
         dl = core.settings.download
@@ -210,12 +219,22 @@ class Fetcher:
 
             ahead = _Slot(self._links_ahead)
             fresh = link is None
+            held_ahead = False  # this attempt's link was obtained ahead of its slot
             try:
-                if link is None:
-                    got = await self._new_link(lf, attempts, ahead)
+                if link is None and self.hold_links:
+                    # The links-ahead slot comes BEFORE the instance's link slot, never while
+                    # holding it: a task renewing its link inside a download slot waits for that
+                    # link slot, so whoever holds it must not wait for a links-ahead slot, which
+                    # only a freed download slot gives back (that cycle hung a night of
+                    # short-lived links).
+                    await ahead.__aenter__()
+                if link is None and self.hold_links:  # (it may have changed meanwhile)
+                    got = await self._new_link(lf, attempts)
                     if isinstance(got, FileResult):
                         return got
                     link = got
+                    held_ahead = True
+                    self._judge_fresh(link, max(self.largest_file, last_bytes))
                 slot = _Slot(self.download_slots)
                 fresh = fresh and self.download_slots.value > 0  # no wait: the link is still fresh
                 await slot.__aenter__()
@@ -226,16 +245,25 @@ class Fetcher:
                 if self.disk_full is not None:
                     return self._failed(lf, attempts, self.disk_full)
                 expected = max(self.largest_file, last_bytes)
-                if not fresh and not plan.link_still_usable(
-                    link.expires_at, core.now(), expected_bytes=expected, margin=dl.expiry_margin
+                if (
+                    link is not None
+                    and not fresh
+                    and not plan.link_still_usable(
+                        link.expires_at, core.now(), expected_bytes=expected, margin=dl.expiry_margin
+                    )
                 ):
                     log.info(
                         "harvest.link_renewed", expires_at=link.expires_at.isoformat(), expected=expected
                     )
-                    got = await self._new_link(lf, attempts, None)
+                    if held_ahead:  # evidence that waits outlast links here: hold no more ahead
+                        self.hold_links = False
+                    link = None
+                if link is None:  # renewed, or links are not held on this cloud (or not yet)
+                    got = await self._new_link(lf, attempts)
                     if isinstance(got, FileResult):
                         return got
                     link = got
+                    self._judge_fresh(link, expected)
                 attempts += 1
                 try:
                     archived = await fetch_to_archive(
@@ -274,14 +302,23 @@ class Fetcher:
             await anyio.sleep(decision.wait)
         return self._failed(lf, attempts, plan.gave_up_reason(attempts, last_error))
 
-    async def _new_link(self, lf: LogFile, attempts: int, ahead: _Slot | None) -> SignedLink | FileResult:
-        """A new link for ``lf``, or the file's failed outcome when DCS will not give one.
+    def _judge_fresh(self, link: SignedLink, expected: int) -> None:
+        """Learn from a brand-new link whether this cloud's links can wait for a slot."""
+        usable = plan.link_still_usable(
+            link.expires_at,
+            self._core.now(),
+            expected_bytes=expected,
+            margin=self._core.settings.download.expiry_margin,
+        )
+        if not usable:
+            self.hold_links = False
+        elif self.hold_links is None:
+            self.hold_links = True
 
-        ``ahead``: the link is obtained before its download slot, and this slot of
-        :attr:`_links_ahead` is taken (once the instance's link slot is) for its API call.
-        """
+    async def _new_link(self, lf: LogFile, attempts: int) -> SignedLink | FileResult:
+        """A new link for ``lf``, or the file's failed outcome when DCS will not give one."""
         try:
-            return await self._link(lf, ahead)
+            return await self._link(lf)
         except HarvesterError as exc:
             given_up = plan.after_link_error(plan.AttemptError.of(exc))
             if given_up.step is plan.Step.STOP:
@@ -296,13 +333,11 @@ class Fetcher:
             )
         return sem
 
-    async def _link(self, lf: LogFile, ahead: _Slot | None) -> SignedLink:
+    async def _link(self, lf: LogFile) -> SignedLink:
         target = lf.replica.target
         slots = self._instance_slots(target.instance_id)
         try:
             async with slots:
-                if ahead is not None:
-                    await ahead.__aenter__()
                 link = await self._core.project_of(target).client.create_link(target.instance_id, lf.log_id)
         finally:
             # Idle (nobody holds or waits for it): forget it, so a night of thousands of

@@ -232,6 +232,21 @@ async def test_a_folder_swapped_for_a_symlink_after_a_write_is_still_refused(
     assert list(outside.iterdir()) == []
 
 
+async def test_an_outer_folder_moved_out_and_linked_back_after_a_write_is_refused(
+    archive: Archive, tmp_path: Path
+) -> None:
+    """Not only the deepest folder: a folder higher up moved out of the archive and symlinked
+    back (every inode below it unchanged) is noticed, and the next file is refused, not written
+    outside the archive."""
+    await _write(archive, REL, b"first")
+    outside = tmp_path / "outside"
+    os.rename(archive.root / DAY / "proj", outside)
+    (archive.root / DAY / "proj").symlink_to(outside)
+    with pytest.raises(StorageError, match="symlink"):
+        await _write(archive, REL.with_name("second.log"), b"second")
+    assert sorted(p.name for p in outside.rglob("*.log")) == ["redis.log"]
+
+
 async def test_a_payload_folder_removed_during_a_run_is_made_again(archive: Archive) -> None:
     """A folder removed between two files of one run (an operator tidying up) is recreated for
     the next file, not written to blindly from what the first file found."""
