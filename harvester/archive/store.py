@@ -35,8 +35,9 @@ from harvester.errors import FolderNotWritableError, StorageError
 
 __all__ = ["Archive"]
 
-#: Payload folders remembered as checked (see :meth:`Archive._payload_path`): ~1 KiB each.
-_CHECKED_FOLDERS = 4096
+#: Payload folders remembered as checked (see :meth:`Archive._payload_path`): ~1 KiB each, and a
+#: folder's files arrive close together, so the folders of the instances in flight are enough.
+_CHECKED_FOLDERS = 1024
 
 
 def _dir_chain(root: Path, parts: tuple[str, ...]) -> tuple[tuple[str, int, int], ...]:
