@@ -14,8 +14,9 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import anyio
 import pytest
@@ -94,15 +95,10 @@ async def test_concurrent_records_share_one_append_and_each_returns_after_its_li
         assert item.path in _sha_paths(archive)
         returned.append(item.path)
 
-    async with anyio.create_task_group() as tg:
-        archive.gate.clear()
-        tg.start_soon(record, entries[0])
-        await eventually(archive.held.is_set, what="the first batch to reach its manifest append")
-        for item in entries[1:]:
-            tg.start_soon(record, item)
-        await eventually(lambda: writer.queued(DAY) == 5, what="five records queued behind the batch")
+    def none_returned() -> None:
         assert returned == []  # none returns while the batch holding the lock is not on disk
-        archive.gate.set()
+
+    await _behind_a_held_batch(archive, writer, entries, record, before_release=none_returned)
 
     assert sorted(returned) == sorted(e.path for e in entries)
     assert archive.manifest_appends == 2  # the lone first record, then one batch of five
@@ -119,6 +115,28 @@ async def test_concurrent_records_share_one_append_and_each_returns_after_its_li
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert verify(archive.root).clean
+
+
+async def _behind_a_held_batch(
+    archive: Gated,
+    writer: ManifestWriter,
+    entries: list[ManifestEntry],
+    record: Callable[[ManifestEntry], Coroutine[Any, Any, None]],
+    *,
+    before_release: Callable[[], None] = lambda: None,
+) -> None:
+    """Record the first entry alone and hold its batch at the manifest append; queue the others
+    behind it (one batch), then let the disk go on and wait for every record."""
+    async with anyio.create_task_group() as tg:
+        archive.gate.clear()
+        tg.start_soon(record, entries[0])
+        await eventually(archive.held.is_set, what="the first batch to reach its manifest append")
+        for item in entries[1:]:
+            tg.start_soon(record, item)
+        rest = len(entries) - 1
+        await eventually(lambda: writer.queued(DAY) == rest, what=f"{rest} records queued behind the batch")
+        before_release()
+        archive.gate.set()
 
 
 async def test_a_lone_record_is_written_at_once(tmp_path: Path) -> None:
@@ -147,14 +165,7 @@ async def test_a_full_disk_during_a_batch_fails_every_record_of_it(tmp_path: Pat
         else:
             outcomes[item.path] = "recorded"
 
-    async with anyio.create_task_group() as tg:
-        archive.gate.clear()
-        tg.start_soon(record, entries[0])
-        await eventually(archive.held.is_set, what="the first batch to reach its manifest append")
-        for item in entries[1:]:
-            tg.start_soon(record, item)
-        await eventually(lambda: writer.queued(DAY) == 3, what="three records queued behind the batch")
-        archive.gate.set()
+    await _behind_a_held_batch(archive, writer, entries, record)
 
     assert outcomes.pop("p/f0.log") == "recorded"
     assert sorted(outcomes) == ["p/f1.log", "p/f2.log", "p/f3.log"]

@@ -17,6 +17,7 @@ from harvester.archive.startup_state import INTACT_STATE, NEWEST_WALKED, SWEEP_S
 from harvester.archive.verify import verify
 from harvester.commands.run import Nightly, NightlyOptions
 from harvester.config.schema import Settings
+from harvester.emulator import Emulator
 from tests.emulator_sigv import EmulatorFactory
 from tests.helpers import code_of, cred_env, harvest, run_cli, settings_for, write_config
 
@@ -43,6 +44,22 @@ def old_archive(root: Path) -> Path:
     old = root / _days_ago(400)
     (old / "p" / "inst-0000" / "group").mkdir(parents=True)
     return old
+
+
+#: Where a killed run leaves a payload in progress, below an old day's folder.
+OLD_PART = "p/inst-0000/group/.redis.log.harvester.part"
+
+
+async def first_night_over_an_old_archive(
+    emulator_factory: EmulatorFactory, tmp_path: Path, leftover: str
+) -> tuple[Emulator, Settings, Path]:
+    """One instance's first night over an archive with a long-closed day, then ``leftover``
+    (relative to that day's folder) planted as a killed run would leave it."""
+    emu = await emulator_factory(instances=1, seed=3, healthy=True)
+    settings = settings_for(emu, tmp_path)
+    old = old_archive(settings.archive.root)
+    assert code_of(await harvest(settings)) == 0
+    return emu, settings, plant(old / leftover)
 
 
 async def full_check_run(settings: Settings) -> None:
@@ -81,12 +98,9 @@ async def test_an_old_untouched_folder_is_not_walked_again_until_a_full_check(
 ) -> None:
     """After a complete sweep a long-closed day is skipped (verify still lists a file planted there);
     run --full-check walks it and removes our leftover."""
-    emu = await emulator_factory(instances=1, seed=3, healthy=True)
-    settings = settings_for(emu, tmp_path)
+    emu, settings, planted = await first_night_over_an_old_archive(emulator_factory, tmp_path, OLD_PART)
     root = settings.archive.root
-    old = old_archive(root)
-    assert code_of(await harvest(settings)) == 0
-    planted = plant(old / "p" / "inst-0000" / "group" / ".redis.log.harvester.part")
+    old = root / _days_ago(400)
 
     assert code_of(await harvest(settings)) == 0
     assert planted.exists()  # not walked: no run writes below a day that old
@@ -104,12 +118,9 @@ async def test_a_leftover_at_an_old_folders_top_level_is_removed_by_the_next_run
 ) -> None:
     """A temporary written at an old folder's top level (a regenerated sha256 list) changes the
     folder, so the next run walks it again."""
-    emu = await emulator_factory(instances=1, seed=3, healthy=True)
-    settings = settings_for(emu, tmp_path)
-    root = settings.archive.root
-    old = old_archive(root)
-    assert code_of(await harvest(settings)) == 0
-    planted = plant(old / ".manifest-sha256.txt.0a1b2c3d4e5f.harvester-tmp")
+    _, settings, planted = await first_night_over_an_old_archive(
+        emulator_factory, tmp_path, ".manifest-sha256.txt.0a1b2c3d4e5f.harvester-tmp"
+    )
 
     assert code_of(await harvest(settings)) == 0
 
@@ -121,13 +132,8 @@ async def test_a_deleted_or_damaged_sweep_record_makes_the_next_sweep_full(
     emulator_factory: EmulatorFactory, tmp_path: Path, damage: str
 ) -> None:
     """Without a record it can trust, start-up walks every folder again, the old ones included."""
-    emu = await emulator_factory(instances=1, seed=3, healthy=True)
-    settings = settings_for(emu, tmp_path)
-    root = settings.archive.root
-    old = old_archive(root)
-    assert code_of(await harvest(settings)) == 0
-    planted = plant(old / "p" / "inst-0000" / "group" / ".redis.log.harvester.part")
-    record = root / SWEEP_STATE
+    _, settings, planted = await first_night_over_an_old_archive(emulator_factory, tmp_path, OLD_PART)
+    record = settings.archive.root / SWEEP_STATE
     if damage == "deleted":
         record.unlink()
     elif damage == "garbage":
@@ -170,14 +176,10 @@ async def test_a_full_check_reads_every_folder_whatever_the_records_say(
     emulator_factory: EmulatorFactory, tmp_path: Path
 ) -> None:
     """--full-check ignores both records: a leftover in an old folder is removed, the records rewritten."""
-    emu = await emulator_factory(instances=1, seed=3, healthy=True)
-    settings = settings_for(emu, tmp_path)
+    _, settings, planted = await first_night_over_an_old_archive(emulator_factory, tmp_path, OLD_PART)
     root = settings.archive.root
-    old = old_archive(root)
-    assert code_of(await harvest(settings)) == 0
-    planted = plant(old / "p" / "inst-0000" / "group" / ".redis.log.harvester.part")
 
     await full_check_run(settings)
 
     assert not planted.exists()
-    assert old.name in json.loads((root / SWEEP_STATE).read_bytes())["folders"]
+    assert _days_ago(400) in json.loads((root / SWEEP_STATE).read_bytes())["folders"]
