@@ -73,11 +73,14 @@ class _Slot:
         self._sem = sem
         self._held = False
 
-    async def __aenter__(self) -> _Slot:
-        """Take the slot, unless it is already held (taken ahead of the ``async with``)."""
+    async def take(self) -> None:
+        """Wait for the slot (once; a slot already held is kept)."""
         if not self._held:
             await self._sem.acquire()
             self._held = True
+
+    async def __aenter__(self) -> _Slot:
+        await self.take()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -227,7 +230,7 @@ class Fetcher:
                     # link slot, so whoever holds it must not wait for a links-ahead slot, which
                     # only a freed download slot gives back (that cycle hung a night of
                     # short-lived links).
-                    await ahead.__aenter__()
+                    await ahead.take()
                 if link is None and self.hold_links:  # (it may have changed meanwhile)
                     got = await self._new_link(lf, attempts)
                     if isinstance(got, FileResult):
@@ -237,7 +240,7 @@ class Fetcher:
                     self._judge_fresh(link, max(self.largest_file, last_bytes))
                 slot = _Slot(self.download_slots)
                 fresh = fresh and self.download_slots.value > 0  # no wait: the link is still fresh
-                await slot.__aenter__()
+                await slot.take()
             finally:
                 ahead.release()
             error: HarvesterError | None = None

@@ -86,8 +86,9 @@ async def run_fed(
         starting -= 1
         try:
             while queue:
-                await fn(queue.popleft())
-                grow()
+                item = queue.popleft()
+                grow()  # after taking ours: the rest of the queue may want more workers now
+                await fn(item)
         finally:
             workers -= 1
 
