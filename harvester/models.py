@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 #: The ``query_time`` values DCS accepts when asked to collect run logs (contract section 2.1):
 #: ``0`` is today so far, ``N`` the N complete days before today.
@@ -82,25 +82,36 @@ def redact_url(url: str) -> str:
 class SignedUrl:
     """A pre-signed OBS URL: its query string is a bearer credential, so it prints redacted."""
 
-    __slots__ = ("_url",)
+    __slots__ = ("_redacted", "_split", "_url")
 
     def __init__(self, url: str) -> None:
         self._url = url
+        # Worked out once, when first asked: every download names its link's host, scheme and
+        # redacted form several times (vetting, error labels), and the URL never changes.
+        self._split: SplitResult | None = None
+        self._redacted: str | None = None
 
     def reveal(self) -> str:
         return self._url
 
+    def _parts(self) -> SplitResult:
+        if self._split is None:
+            self._split = urlsplit(self._url)
+        return self._split
+
     @property
     def redacted(self) -> str:
-        return redact_url(self._url)
+        if self._redacted is None:
+            self._redacted = redact_url(self._url)
+        return self._redacted
 
     @property
     def host(self) -> str:
-        return (urlsplit(self._url).hostname or "").lower()
+        return (self._parts().hostname or "").lower()
 
     @property
     def scheme(self) -> str:
-        return urlsplit(self._url).scheme.lower()
+        return self._parts().scheme.lower()
 
     def __repr__(self) -> str:
         return f"SignedUrl({self.redacted!r})"

@@ -13,6 +13,7 @@ index, verify, prune, the orphan sweep) agree on one set of rules:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -99,8 +100,12 @@ def relparts(relpath: PurePosixPath | str) -> tuple[str, ...]:
     return pure.parts
 
 
+@functools.lru_cache(maxsize=256)
 def folder_parts(name: str) -> tuple[str, ...]:
-    """The components of a manifest folder (``2025-01-02`` or ``incidents/<stamp>-<label>``)."""
+    """The components of a manifest folder (``2025-01-02`` or ``incidents/<stamp>-<label>``).
+
+    Remembered: a night names the same few folders for every one of its files (twice each:
+    the payload, its manifest line), and the answer depends on the name alone."""
     parts = relparts(name)
     if parts[0] in RESERVED_TOP or any(p.startswith(".") for p in parts):
         raise StorageError(f"{name!r} cannot be a manifest folder: the name is reserved")
