@@ -58,7 +58,7 @@ from typing import Any
 import anyio
 import structlog
 
-from harvester import eventloop, plan
+from harvester import eventloop, heap, plan
 from harvester import log as logsetup
 from harvester.app import open_engine, register_secrets
 from harvester.cloud.transport import Response
@@ -341,6 +341,7 @@ class Trace:
     archived_at: array.array[float] = field(default_factory=lambda: array.array("d"))
     events: Counter[str] = field(default_factory=Counter)
     peak_tasks: int = 0
+    loop_lag: array.array[float] = field(default_factory=lambda: array.array("d"))  # seconds late
     cpu_samples: list[tuple[float, float]] = field(default_factory=list)  # (at, process CPU s)
     # The first request of each kind, replayed after the run to time the emulator's own service.
     samples: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = field(default_factory=dict)
@@ -491,6 +492,17 @@ async def sample_tasks(trace: Trace) -> None:
         await anyio.sleep(0.5)  # all_tasks() walks every task: rarely, or it costs the run CPU
 
 
+async def sample_lag(trace: Trace) -> None:
+    """How late a 10 ms timer fires: the time a ready callback waits for the event loop.
+
+    Every API response waits about that long before the harvester sees it, so a lag of a few
+    ms on a 50 ms call is what a busy loop adds to the calls' time in their slots."""
+    while True:
+        start = time.perf_counter()
+        await anyio.sleep(0.01)
+        trace.loop_lag.append(max(0.0, time.perf_counter() - start - 0.01))
+
+
 def print_top_allocations(snapshot: tracemalloc.Snapshot, total: int, n: int) -> None:
     """The ``n`` allocation sites holding the most memory in ``snapshot``, to stderr."""
     print(f"traced at the sampled peak: {total / MIB:.1f} MiB; largest sites:", file=sys.stderr)
@@ -514,10 +526,12 @@ async def harvest(settings: Settings, trace: Trace) -> RunOutcome:
         settings, "bench-run", progress=False, lock_name="run", lock_timeout=10.0
     ) as engine:
         engine_open = trace.now()
+        heap.settle()  # as `harvester run` does once its engine is open (harvester/heap.py)
         send = engine.transport.send
         instrument(engine, trace)
         async with anyio.create_task_group() as tg:
             tg.start_soon(sample_tasks, trace)
+            tg.start_soon(sample_lag, trace)
             summary = await Nightly(engine, NightlyOptions()).run()
             tg.cancel_scope.cancel()
         probe_start = trace.now()
@@ -705,6 +719,7 @@ def report_data(
         "fetch_phase_s": _stats([e - s for s, e, _ in trace.fetches]),
         "last_file_at": max(trace.archived_at, default=0.0),
         "peak_tasks": trace.peak_tasks,
+        "loop_lag_s": _stats(list(trace.loop_lag)),
         "events": dict(trace.events.most_common(8)),
         "series": series(trace, out.makespan),
     }
@@ -781,6 +796,7 @@ def print_report(d: dict[str, Any]) -> None:
         ),
         ("", ""),
         ("peak live tasks", f"{d['peak_tasks']}"),
+        ("event loop lag", _fmt_stats(d["loop_lag_s"]) + "  (a 10 ms timer, how late)"),
         ("mean API calls in flight", f"{d['mean_api_in_flight']:.1f} of {p['api_concurrency']}"),
         ("API call duration", _fmt_stats(d["api_call_seconds"])),
         ("collect wait per instance", _fmt_stats(d["collect_wait_s"])),

@@ -31,7 +31,7 @@ from typing import Any
 import anyio
 import structlog
 
-from harvester import eventloop
+from harvester import eventloop, heap
 from harvester import log as logsetup
 from harvester.archive.manifest_writer import ManifestWriter
 from harvester.archive.store import Archive
@@ -385,6 +385,8 @@ def execute(
             full_check=full_check,
         ) as engine:
             box["summary"] = engine.summary
+            if owns_process(args):
+                heap.settle()  # the start-up heap (config, archive index) lives as long as we do
             await work(engine)
 
     async def main() -> None:
