@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,17 @@ from harvester.models import RunSummary
 from tests.polling import eventually
 
 REPO = Path(__file__).resolve().parents[1]
+#: The test session's day, and its noon: a night simulated on the emulator's clock starts there
+#: (``clock_start=NOON.timestamp()``), far from midnight, so no test straddles two days.
+TODAY = datetime.now(UTC).date()
+NOON = datetime.combine(TODAY, clock_time(12), tzinfo=UTC)
+
+
+def day(n: int) -> date:
+    """The day n days before TODAY (negative: after)."""
+    return TODAY - timedelta(days=n)
+
+
 #: The console script installed next to the interpreter running the tests.
 HARVESTER_SCRIPT = Path(sys.executable).parent / "harvester"
 MANIFEST = "manifest.jsonl"

@@ -10,7 +10,7 @@ never produce a requested day (``lost_days``, ``lost_rate``).
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +22,12 @@ from harvester.metrics import metrics_snapshot
 from harvester.models import FileResult, Outcome, RunSummary
 from harvester.report import render_text, summary_dict
 from tests.emulator_sigv import EmulatorFactory
-from tests.helpers import code_of, keys_of, night, settings_for
+from tests.helpers import NOON, TODAY, code_of, day, keys_of, night, settings_for
 
 DAY = 86400.0
-TODAY = datetime.now(UTC).date()
-NOON = datetime.combine(TODAY, time(12), tzinfo=UTC)
 #: collect.wait_timeout for a night whose files all come promptly: it ends as soon as they are
 #: listed, so a generous value costs nothing and a loaded machine cannot turn them pending.
 PATIENT = 60.0
-
-
-def day(n: int) -> date:
-    """The day n days before TODAY (negative: after)."""
-    return TODAY - timedelta(days=n)
 
 
 async def _cloud(factory: EmulatorFactory, *, start_days_ago: int = 0, **knobs: Any) -> Emulator:

@@ -10,7 +10,7 @@ replica-day.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -21,15 +21,8 @@ from harvester.commands.run import Nightly, NightlyOptions
 from harvester.engine import Engine
 from harvester.models import Outcome
 from tests.emulator_sigv import EmulatorFactory
-from tests.helpers import code_of, keys_of, night, settings_for
+from tests.helpers import NOON, code_of, day, keys_of, night, settings_for
 from tests.polling import eventually
-
-TODAY = datetime.now(UTC).date()
-NOON = datetime.combine(TODAY, time(12), tzinfo=UTC)
-
-
-def day(n: int) -> date:
-    return TODAY - timedelta(days=n)
 
 
 async def test_a_ready_file_is_archived_while_the_other_days_are_still_waited_for(

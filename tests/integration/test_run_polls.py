@@ -9,7 +9,7 @@ end exactly as before: these tests check both.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -18,14 +18,7 @@ from harvester import plan
 from harvester.app import new_run_id, open_engine
 from harvester.models import Outcome
 from tests.emulator_sigv import EmulatorFactory
-from tests.helpers import code_of, night, settings_for
-
-TODAY = datetime.now(UTC).date()
-NOON = datetime.combine(TODAY, time(12), tzinfo=UTC)
-
-
-def day(n: int) -> date:
-    return TODAY - timedelta(days=n)
+from tests.helpers import NOON, code_of, day, night, settings_for
 
 
 async def test_a_replica_missing_only_a_quiet_day_is_looked_at_again_at_its_deadline(
