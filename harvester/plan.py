@@ -328,40 +328,12 @@ def settle_deadline(changes: Sequence[float], started: float, slowest: float | N
     return (changes[-1] if changes else started) + settle
 
 
-def next_poll(
-    polls: int,
-    cap: float,
-    *,
-    now: float,
-    deadlines: Iterable[float | None],
-    settling: bool = False,
-    soonest: float | None = None,
-) -> float:
+def next_poll(polls: int, cap: float, *, now: float, deadlines: Iterable[float | None]) -> float:
     """Seconds until the next listing: :func:`poll_delay`'s schedule, or sooner when a waiting
     replica's settle deadline (or the wait timeout) comes first, so that a wait ends on a fresh
     listing at its deadline instead of up to a whole poll gap later. Never below
-    :data:`MIN_POLL_GAP`.
-
-    ``settling``: every waiting replica has listed its files in one batch and none of them is
-    still being made, so nothing is known to be on its way; only a day without any file keeps
-    the wait going (a replica whose files trickle in keeps the early schedule, which measures
-    the gaps its settle period is made of).
-    Then the listing is looked at on the deadline (at least every ``cap``) rather than on the
-    short early schedule, whose only use is to see files coming: on a night of 7-day catch-ups
-    half the replicas have such a day, and the early looks were ~2 of every 5 listings. A file
-    that does come meanwhile is seen at the deadline and moves it, so the wait is never shorter.
-
-    ``soonest``: the soonest this run has seen any collection list its first file. The first
-    look waits that long (at least :data:`FIRST_POLL`, at most ``cap``): a look before it
-    would find nothing, as every collection so far took that long. Only the pace of the looks
-    changes, never when a wait ends: a faster collection is seen at that first look.
-    """
-    if settling:
-        delay = cap
-    elif polls == 0 and soonest is not None:
-        delay = min(cap, max(FIRST_POLL, soonest))
-    else:
-        delay = poll_delay(polls, cap)
+    :data:`MIN_POLL_GAP`."""
+    delay = poll_delay(polls, cap)
     for deadline in deadlines:
         if deadline is not None:
             # A hair past the deadline: an event loop may wake a timer a clock tick early.

@@ -28,7 +28,6 @@ class Counters:
     auth_failures: Counter[str] = field(default_factory=Counter)
     tokens_issued: int = 0
     collections: int = 0
-    listings: int = 0  # run-log listing pages served (GET .../redislog): how often a client looked
     items_created: int = 0
     links_issued: int = 0
     downloads: int = 0
@@ -37,7 +36,7 @@ class Counters:
     def reset(self) -> None:
         for c in (self.requests, self.statuses, self.faults, self.auth_failures):
             c.clear()
-        self.tokens_issued = self.collections = self.listings = self.items_created = 0
+        self.tokens_issued = self.collections = self.items_created = 0
         self.links_issued = self.downloads = self.bytes_served = 0
 
     def snapshot(self) -> dict[str, Any]:
@@ -49,7 +48,6 @@ class Counters:
             "auth_failures": dict(self.auth_failures),
             "tokens_issued": self.tokens_issued,
             "collections": self.collections,
-            "listings": self.listings,
             "items_created": self.items_created,
             "links_issued": self.links_issued,
             "downloads": self.downloads,

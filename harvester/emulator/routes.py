@@ -167,7 +167,6 @@ async def list_runlogs(request: web.Request) -> web.Response:
     _check_log_type(request)
     offset = int_param(request.query, "offset", 0, 0)
     limit = int_param(request.query, "limit", 10, 1, MAX_LIMIT)
-    state.counters.listings += 1
     items = state.runlogs.listed(inst)
     if not items:
         return web.Response(status=204)

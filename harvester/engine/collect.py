@@ -54,9 +54,6 @@ class Collector:
         # Seconds from a collection request to its replica's last new file, the longest this run
         # saw finish: it tells how long a replica with no file yet is waited for tonight.
         self.slowest: float | None = None
-        # Seconds from a collection request to its replica's first listed file, the shortest
-        # this run saw: the first look at a new collection's listing waits that long.
-        self.soonest: float | None = None
 
     async def request(self, replica: Replica, query_time: int) -> None:
         """One collection POST for ``replica``, counted per instance."""
@@ -102,7 +99,6 @@ class Collector:
         polls = 0
         seen: dict[Replica, frozenset[tuple[str, str]]] = {}
         changes: dict[Replica, list[float]] = {r: [] for r in waiting}
-        pending: dict[Replica, bool] = {}
         ended: dict[Replica, plan.WaitEnd] = {}
         items: list[LogFile] = []
         siblings: list[float] = []  # how long this instance's complete replicas took
@@ -114,18 +110,7 @@ class Collector:
                 deadlines = [plan.settle_deadline(changes[r], started, yardstick) for r in waiting]
                 deadlines.append(started + settings.wait_timeout)
                 cap = settings.poll_interval
-                # Every waiting replica's files came in one batch and are final: nothing is
-                # known to be on its way, so no early looks (plan.next_poll's ``settling``).
-                settling = all(pending.get(r) is False and len(changes[r]) == 1 for r in waiting)
-                delay = plan.next_poll(
-                    polls,
-                    cap,
-                    now=time.monotonic(),
-                    deadlines=deadlines,
-                    settling=settling,
-                    soonest=self.soonest,
-                )
-                await anyio.sleep(delay)
+                await anyio.sleep(plan.next_poll(polls, cap, now=time.monotonic(), deadlines=deadlines))
                 polls += 1
                 items = await self.listing(target, replicas)
                 if on_poll is not None:
@@ -135,11 +120,7 @@ class Collector:
                 for replica, wanted in list(waiting.items()):
                     mine = [lf for lf in fresh if replica.owns(lf.key)]
                     signature = frozenset((lf.log_id, plan.classify_status(lf.status)) for lf in mine)
-                    # Listed files, all final (False): nothing of this replica is on its way.
-                    pending[replica] = not signature or any(c == "pending" for _, c in signature)
                     if signature != seen.get(replica, frozenset()):
-                        if mine and replica not in seen:
-                            self.soonest = min(self.soonest or now - started, now - started)
                         seen[replica] = signature
                         changes[replica].append(now)
                     why = plan.wait_end(

@@ -165,24 +165,6 @@ def test_the_next_listing_comes_at_a_settle_deadline_when_that_is_sooner() -> No
     assert plan.next_poll(3, 5.0, now=10.0, deadlines=[9.0]) == plan.MIN_POLL_GAP
 
 
-def test_with_every_file_in_and_final_the_next_look_is_the_deadline() -> None:
-    """Settling: no early looks, only the deadline's (and at least one per poll_interval)."""
-    assert plan.next_poll(1, 5.0, now=10.0, deadlines=[11.2], settling=True) == pytest.approx(1.205)
-    assert plan.next_poll(1, 5.0, now=10.0, deadlines=[30.0], settling=True) == 5.0
-    assert plan.next_poll(1, 5.0, now=10.0, deadlines=[None], settling=True) == 5.0
-    # Not settling: the early schedule, pulled in by the same deadline.
-    assert plan.next_poll(1, 5.0, now=10.0, deadlines=[30.0]) == plan.poll_delay(1, 5.0)
-
-
-def test_the_first_look_waits_as_long_as_the_runs_quickest_collection_took() -> None:
-    """``soonest`` moves the first look only: never under FIRST_POLL, never over the cap."""
-    assert plan.next_poll(0, 5.0, now=0.0, deadlines=[None], soonest=1.3) == pytest.approx(1.3)
-    assert plan.next_poll(0, 5.0, now=0.0, deadlines=[None], soonest=0.1) == plan.FIRST_POLL
-    assert plan.next_poll(0, 5.0, now=0.0, deadlines=[None], soonest=60.0) == 5.0
-    assert plan.next_poll(0, 5.0, now=0.0, deadlines=[0.8], soonest=1.3) == pytest.approx(0.805)
-    assert plan.next_poll(2, 5.0, now=0.0, deadlines=[None], soonest=1.3) == plan.poll_delay(2, 5.0)
-
-
 def test_a_replica_whose_collection_shows_nothing_waits_until_the_deadline_then_ends() -> None:
     """The deadline next_poll aims at is the one wait_end ends the wait on."""
     deadline = plan.settle_deadline([], 0.0, 2.0)
