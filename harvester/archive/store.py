@@ -40,17 +40,6 @@ __all__ = ["Archive"]
 _CHECKED_FOLDERS = 1024
 
 
-def _dir_chain(root: Path, parts: tuple[str, ...]) -> tuple[tuple[str, int, int], ...]:
-    """(path, device, inode) of each directory below ``root`` down to ``parts`` (just walked)."""
-    chain: list[tuple[str, int, int]] = []
-    current = str(root)
-    for part in parts:
-        current = os.path.join(current, part)
-        st = os.lstat(current)
-        chain.append((current, st.st_dev, st.st_ino))
-    return tuple(chain)
-
-
 def _same_dirs(chain: tuple[tuple[str, int, int], ...]) -> bool:
     """Whether every component is still the directory the walk found (an lstat each: a link,
     a replacement or a removal anywhere on the way shows as another inode, or an error)."""
@@ -101,10 +90,13 @@ class Archive:
             return candidate
         raise StorageError(f"cannot create a folder named like {name!r}: too many exist")
 
-    def _dirs(self, parts: tuple[str, ...], *, create: bool) -> Path | None:
+    def _dirs(
+        self, parts: tuple[str, ...], *, create: bool, chain: list[tuple[str, int, int]] | None = None
+    ) -> Path | None:
         """Walk (and optionally create) directories below the root, refusing any symlink.
 
-        Returns None when ``create`` is false and a directory does not exist yet.
+        Returns None when ``create`` is false and a directory does not exist yet. ``chain``
+        receives (path, device, inode) of each directory walked, as the walk found it.
         """
         current = self.root
         if create and not current.is_dir():
@@ -114,7 +106,7 @@ class Archive:
             # lstat first: nearly every payload's folders exist already, and a mkdir that fails
             # with EEXIST costs a syscall and a Python exception per component per file.
             try:
-                mode = os.lstat(current).st_mode
+                st = os.lstat(current)
             except FileNotFoundError:
                 if not create:
                     return None
@@ -124,13 +116,16 @@ class Archive:
                     pass  # made by a peer meanwhile: checked below like any other
                 else:
                     files.fsync_dir(current.parent)  # the new entry must survive a power cut too
-                mode = os.lstat(current).st_mode
+                st = os.lstat(current)
+            mode = st.st_mode
             if stat.S_ISLNK(mode):
                 raise StorageError(
                     f"refusing to write through symlink {current}: it could lead outside the archive"
                 )
             if not stat.S_ISDIR(mode):
                 raise StorageError(f"{current} is in the way: it should be a directory")
+            if chain is not None:
+                chain.append((str(current), st.st_dev, st.st_ino))
         return current
 
     def _payload_path(self, folder: str, relpath: PurePosixPath, *, create: bool) -> Path | None:
@@ -147,13 +142,14 @@ class Archive:
         key = (folder, *parts[:-1])
         known = self._checked.get(key)
         if known is not None:
-            cached, chain = known
-            if _same_dirs(chain):
+            cached, walked = known
+            if _same_dirs(walked):
                 return cached / parts[-1]
             self._checked.pop(key, None)
         base = self.folder(folder)
         folder_rel = base.relative_to(self.root).parts
-        directory = self._dirs(folder_rel + parts[:-1], create=create)
+        chain: list[tuple[str, int, int]] = []
+        directory = self._dirs(folder_rel + parts[:-1], create=create, chain=chain)
         if directory is None:
             return None
         # Belt and braces: the component walk already refused links, so this only fires if the
@@ -163,7 +159,7 @@ class Archive:
             raise StorageError(f"refusing archive path {str(relpath)!r}: it resolves outside {base}")
         if len(self._checked) >= _CHECKED_FOLDERS:
             self._checked.clear()  # a fleet's folders of one night; the next walks refill it
-        self._checked[key] = (directory, _dir_chain(self.root, folder_rel + parts[:-1]))
+        self._checked[key] = (directory, tuple(chain))
         return directory / parts[-1]
 
     def _internal_path(self, relpath: PurePosixPath | str, *, create: bool) -> Path:
