@@ -68,7 +68,10 @@ class Secret:
 
 def redact_url(url: str) -> str:
     """Drop query string, fragment and userinfo: what remains is safe to log and store."""
-    parts = urlsplit(url)
+    return _redacted(urlsplit(url))
+
+
+def _redacted(parts: SplitResult) -> str:
     netloc = parts.hostname or ""
     try:
         port = parts.port
@@ -102,7 +105,7 @@ class SignedUrl:
     @property
     def redacted(self) -> str:
         if self._redacted is None:
-            self._redacted = redact_url(self._url)
+            self._redacted = _redacted(self._parts())
         return self._redacted
 
     @property
