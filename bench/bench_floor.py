@@ -1,0 +1,283 @@
+"""The floor of this machine: the same night as ``bench_harvest.py`` by the thinnest possible client.
+
+Issue 10's goal 2 asks for a makespan within 1.15x of ``bench_harvest.py``'s lower bound, which
+assumes that every API call takes exactly the emulator's latency. Whether that is reachable
+*here* (two cores shared by the harvester, the emulator and the kernel) is a property of the
+machine, not of the harvester. This script measures it: against the same emulated fleet
+(``bench_harvest.emulator_process``, same seed and shape), a client that knows everything in
+advance and does nothing else makes only the necessary calls:
+
+- one instance listing; one group listing per clustered/HA instance; one run-log listing
+  before the collections; one collection request per replica;
+- it sleeps exactly the emulator's collect delay (a real client cannot know it), then lists
+  again, every 0.2 s until every replica's files are final;
+- one link per file and one GET per link; the body is hashed and, with ``--durable``, written
+  as the harvester would at the least: create, write, fsync, rename, fsync the folder, in a
+  worker thread;
+- no retries, no rate limit, no manifest, no logging, no planning, no progress: a failed call
+  raises.
+
+Same limits as the bench: ``--api-concurrency`` calls in flight, ``--download-concurrency``
+downloads, the harvester's event loop (uvloop where installed). Its makespan divided by
+``bench_harvest.py``'s lower bound is the best ratio any client can show on this machine::
+
+    python bench/bench_floor.py                       # 200 instances, 50 ms, 32 API slots
+    TMPDIR=/mnt/disk python bench/bench_floor.py --durable --instances 500
+
+Never run by the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import anyio.to_thread
+import bench_harvest
+
+from harvester import eventloop
+from harvester.cloud.auth import AkSkSigner
+from harvester.models import Secret
+
+#: How often a replica's listing is read again once the collect delay has passed.
+RELIST = 0.2
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--instances", type=int, default=200)
+    p.add_argument("--latency-ms", type=float, default=50.0, help="added to every DCS API call")
+    p.add_argument("--api-concurrency", type=int, default=32)
+    p.add_argument("--download-concurrency", type=int, default=32)
+    p.add_argument("--collect-delay", type=float, default=1.0, help="seconds until collected logs appear")
+    p.add_argument("--log-size", type=int, default=16 * 1024, help="bytes of a full day's log")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--durable",
+        action="store_true",
+        help="write each file (create, write, fsync, rename, fsync the folder) under $TMPDIR",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    args = p.parse_args(argv)
+    # The emulator exactly as bench_harvest.py starts it, with the same defaults for the rest.
+    args.emulator = bench_harvest.parse_args(
+        [
+            f"--instances={args.instances}",
+            f"--latency-ms={args.latency_ms}",
+            f"--collect-delay={args.collect_delay}",
+            f"--log-size={args.log_size}",
+            f"--seed={args.seed}",
+        ]
+    )
+    return args
+
+
+@dataclass(slots=True)
+class Floor:
+    """The thinnest client: its state is the counters the report needs."""
+
+    ready: dict[str, Any]
+    session: aiohttp.ClientSession
+    api: asyncio.Semaphore
+    downloads: asyncio.Semaphore
+    collect_delay: float
+    folder: Path | None
+    t0: float = 0.0
+    calls: list[tuple[str, float, float]] = field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+    signer: AkSkSigner = field(init=False)
+    base: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.signer = AkSkSigner(self.ready["access_key"], Secret(self.ready["secret_key"]))
+        self.base = f"{self.ready['dcs_endpoint']}/v2/{self.ready['project_id']}"
+
+    async def call(self, method: str, path: str, kind: str) -> Any:
+        """One signed API call inside an API slot; the decoded body (``None`` when empty)."""
+        url = self.base + path
+        async with self.api:
+            headers = self.signer.sign(
+                method,
+                url,
+                {"Content-Type": "application/json", "X-Project-Id": self.ready["project_id"]},
+                b"",
+                datetime.now(UTC),
+            )
+            start = time.perf_counter()
+            async with self.session.request(method, url, headers=headers) as resp:
+                body = await resp.read()
+                resp.raise_for_status()
+            self.calls.append((kind, start - self.t0, time.perf_counter() - self.t0))
+        return json.loads(body) if body else None
+
+    async def listing(self, instance_id: str) -> list[dict[str, Any]]:
+        path = f"/instances/{instance_id}/redislog?log_type=run&offset=0&limit=1000"
+        data = await self.call("GET", path, "list_runlogs")
+        return list(data["file_list"]) if data else []
+
+    async def fetch(self, instance_id: str, log_id: str) -> None:
+        link = await self.call("POST", f"/instances/{instance_id}/redislog/{log_id}/links", "link")
+        async with self.downloads:
+            async with self.session.get(link["link"]) as resp:
+                resp.raise_for_status()
+                body = await resp.read()
+            digest = hashlib.sha256(body).hexdigest()
+            if self.folder is not None:
+                await anyio.to_thread.run_sync(commit, self.folder / digest, body)
+        self.files += 1
+        self.bytes += len(body)
+
+    async def instance(self, inst: dict[str, Any]) -> None:
+        instance_id = inst["instance_id"]
+        replicas: list[str | None] = [None]
+        if inst["cache_mode"] != "single":
+            groups = await self.call("GET", f"/instance/{instance_id}/groups", "list_groups")
+            replicas = [r["replication_id"] for g in groups["group_list"] for r in g["replication_list"]]
+        before = {f["id"] for f in await self.listing(instance_id)}
+        for replication_id in replicas:
+            only = f"&replication_id={replication_id}" if replication_id else ""
+            path = f"/instances/{instance_id}/redislog?log_type=run&query_time=7{only}"
+            await self.call("POST", path, "collect")
+        await anyio.sleep(self.collect_delay)
+        started: set[str] = set()
+        async with anyio.create_task_group() as tg:
+            while True:
+                fresh = [f for f in await self.listing(instance_id) if f["id"] not in before]
+                for item in fresh:
+                    if item["status"] == "succeed" and item["id"] not in started:
+                        started.add(item["id"])
+                        tg.start_soon(self.fetch, instance_id, item["id"])
+                owners = {f["replication_ip"] for f in fresh}
+                if len(owners) >= len(replicas) and all(f["status"] in ("succeed", "failed") for f in fresh):
+                    break
+                await anyio.sleep(RELIST)
+
+    async def night(self) -> None:
+        self.t0 = time.perf_counter()
+        listed = await self.call("GET", "/instances?offset=0&limit=1000", "list_instances")
+        async with anyio.create_task_group() as tg:
+            for inst in listed["instances"]:
+                tg.start_soon(self.instance, inst)
+
+
+def commit(final: Path, body: bytes) -> None:
+    """The least a crash-safe archive does per file: the name exists only once the bytes are durable."""
+    part = final.with_name(final.name + ".part")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, body)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(part, final)
+    folder = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="bench-floor-"))
+    try:
+        folder = work / "archive" if args.durable else None
+        if folder is not None:
+            folder.mkdir()
+        with bench_harvest.emulator_process(args.emulator, work) as handle:
+
+            async def main() -> tuple[Floor, float, float]:
+                connector = aiohttp.TCPConnector(limit=0)
+                async with aiohttp.ClientSession(connector=connector) as session:
+                    floor = Floor(
+                        handle.ready,
+                        session,
+                        asyncio.Semaphore(args.api_concurrency),
+                        asyncio.Semaphore(args.download_concurrency),
+                        args.collect_delay,
+                        folder,
+                    )
+                    cpu = _cpu_seconds()
+                    await floor.night()
+                    return floor, time.perf_counter() - floor.t0, _cpu_seconds() - cpu
+
+            floor, makespan, cpu = anyio.run(main, backend_options=eventloop.backend_options())
+            handle.counters()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    lat, conc = args.latency_ms / 1000, args.api_concurrency
+    calls = len(floor.calls)
+    # bench_harvest.py's lower bound: this client makes exactly its necessary calls.
+    by_kind = Counter(kind for kind, _, _ in floor.calls)
+    chain = 6 if by_kind["list_groups"] else 5
+    lower = max(lat + (calls - 1) * lat / conc, chain * lat + args.collect_delay)
+    durations = [end - start for _, start, end in floor.calls]
+    return {
+        "instances": args.instances,
+        "latency_ms": args.latency_ms,
+        "api_concurrency": conc,
+        "durable": args.durable,
+        "event_loop": eventloop.name(),
+        "makespan": makespan,
+        "lower_bound": lower,
+        "ratio_lower_bound": makespan / lower,
+        "api_calls": calls,
+        "api_calls_by_kind": dict(sorted(by_kind.items())),
+        "files": floor.files,
+        "bytes": floor.bytes,
+        "call_mean_s": statistics.fmean(durations),
+        "in_flight": sum(durations) / makespan,
+        "cpu_s": cpu,
+        "cpu_ms_per_file": 1000 * cpu / max(floor.files, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    d = run(args)
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    print(
+        f"floor: {d['instances']} instances, {d['latency_ms']:g} ms per API call, api_concurrency "
+        f"{d['api_concurrency']}, event loop {d['event_loop']}, "
+        + ("each file written durably" if d["durable"] else "bodies hashed, not written")
+    )
+    kinds = ", ".join(f"{k} {n}" for k, n in d["api_calls_by_kind"].items())
+    for label, value in (
+        ("makespan", f"{d['makespan']:.2f} s"),
+        ("lower bound", f"{d['lower_bound']:.2f} s  (bench_harvest.py's)"),
+        ("ratio makespan/lower bound", f"{d['ratio_lower_bound']:.2f}"),
+        ("API calls", f"{d['api_calls']} ({kinds})"),
+        ("files", f"{d['files']} ({d['bytes'] / 2**20:.1f} MiB)"),
+        ("API call duration", f"mean {1000 * d['call_mean_s']:.1f} ms"),
+        ("mean API calls in flight", f"{d['in_flight']:.1f} of {d['api_concurrency']}"),
+        ("client CPU", f"{d['cpu_s']:.2f} s ({d['cpu_ms_per_file']:.2f} ms/file)"),
+    ):
+        print(f"{label:<30}{value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
