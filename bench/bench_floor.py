@@ -157,6 +157,7 @@ class Floor:
             await self.call("POST", path, "collect")
         await anyio.sleep(self.collect_delay)
         started: set[str] = set()
+        asked = time.perf_counter()
         async with anyio.create_task_group() as tg:
             while True:
                 fresh = [f for f in await self.listing(instance_id) if f["id"] not in before]
@@ -164,8 +165,11 @@ class Floor:
                     if item["status"] == "succeed" and item["id"] not in started:
                         started.add(item["id"])
                         tg.start_soon(self.fetch, instance_id, item["id"])
-                owners = {f["replication_ip"] for f in fresh}
-                if len(owners) >= len(replicas) and all(f["status"] in ("succeed", "failed") for f in fresh):
+                final = all(f["status"] in ("succeed", "failed") for f in fresh)
+                # Every replica listed, all final; a replica whose seven days are all quiet lists
+                # nothing, so a long enough wait with everything final ends it too.
+                everyone = len({f["replication_ip"] for f in fresh}) >= len(replicas)
+                if final and (everyone or time.perf_counter() - asked > 5 * self.collect_delay):
                     break
                 await anyio.sleep(RELIST)
 
