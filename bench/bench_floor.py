@@ -12,7 +12,8 @@ timing in advance and does nothing else makes only the necessary calls:
 - it sleeps exactly the emulator's collect delay (a real client cannot know it), then lists
   again, every 0.2 s until every replica's files are final;
 - one link per file and one GET per link; the body is hashed and, with ``--durable``, written
-  plainly but crash-safe: create, write, fsync, rename, fsync the folder, in a worker thread;
+  by the archive's own crash-safe write (``files.write_bytes_atomic``: an ``O_EXCL`` create
+  under ``flock``, write, fsync, rename, fsync the folder), in a worker thread;
 - no retries, no rate limit, no manifest, no logging, no planning, no progress: a failed call
   raises.
 
@@ -34,9 +35,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import math
-import os
-import resource
 import shutil
 import statistics
 import sys
@@ -54,6 +52,7 @@ import anyio.to_thread
 import bench_harvest
 
 from harvester import eventloop
+from harvester.archive import files
 from harvester.cloud.auth import AkSkSigner
 from harvester.models import Secret
 
@@ -73,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--durable",
         action="store_true",
-        help="write each file (create, write, fsync, rename, fsync the folder) under $TMPDIR",
+        help="write each file under $TMPDIR with the archive's crash-safe write (files.write_bytes_atomic)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     args = p.parse_args(argv)
@@ -144,7 +143,9 @@ class Floor:
                 raise RuntimeError(f"download of {log_id}: HTTP {resp.status}")
             digest = hashlib.sha256(body).hexdigest()
             if self.folder is not None:
-                await anyio.to_thread.run_sync(commit, self.folder / digest, body)
+                # The archive's own crash-safe write of a small file: O_EXCL create under flock,
+                # write, fsync, rename, fsync the folder.
+                await anyio.to_thread.run_sync(files.write_bytes_atomic, self.folder / digest, body)
         self.files += 1
         self.bytes += len(body)
 
@@ -191,29 +192,6 @@ class Floor:
                     break
 
 
-def commit(final: Path, body: bytes) -> None:
-    """A plain crash-safe write: the name exists only once the bytes are durable. (The harvester
-    does more: see bench/README.md, "The machine's floor".)"""
-    part = final.with_name(final.name + ".part")
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, body)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(part, final)
-    folder = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-floor-"))
     try:
@@ -233,9 +211,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         args.collect_delay,
                         folder,
                     )
-                    cpu = _cpu_seconds()
+                    cpu = bench_harvest.cpu_seconds()
                     await floor.night()
-                    return floor, time.perf_counter() - floor.t0, _cpu_seconds() - cpu
+                    return floor, time.perf_counter() - floor.t0, bench_harvest.cpu_seconds() - cpu
 
             floor, makespan, cpu = anyio.run(main, backend_options=eventloop.backend_options())
             fleet = handle.counters()["fleet"]
@@ -245,12 +223,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     calls = len(floor.calls)
     by_kind = Counter(kind for kind, _, _ in floor.calls)
     # bench_harvest.py's lower bound, from the fleet's necessary calls (not from the calls made).
-    instances = int(fleet["instances"])
-    sharded = instances - int(fleet["modes"].get("single", 0))
-    pages = math.ceil(max(instances, 1) / 1000)
-    necessary = pages + sharded + 2 * instances + int(fleet["replicas"]) + floor.files
-    chain = 6 if sharded else 5
-    lower = max(lat + max(necessary - 1, 0) * lat / conc, chain * lat + args.collect_delay)
+    need = bench_harvest.necessary_calls(fleet, int(fleet["replicas"]), floor.files)
+    necessary = sum(need.values())
+    lower = bench_harvest.lower_bound(need, lat, conc, args.collect_delay, 0.0)
     durations = [end - start for _, start, end in floor.calls]
     return {
         "instances": args.instances,

@@ -468,7 +468,7 @@ def _vm_rss_kib() -> int:
     return 0
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -481,7 +481,7 @@ async def sample_tasks(trace: Trace) -> None:
     """
     last_snapshot = 0.0
     while True:
-        trace.cpu_samples.append((trace.now(), _cpu_seconds()))
+        trace.cpu_samples.append((trace.now(), cpu_seconds()))
         trace.peak_tasks = max(trace.peak_tasks, len(asyncio.all_tasks()))
         if tracemalloc.is_tracing() and time.monotonic() - last_snapshot >= 1.0:
             current, _ = tracemalloc.get_traced_memory()
@@ -519,7 +519,7 @@ def print_top_allocations(snapshot: tracemalloc.Snapshot, total: int, n: int) ->
 
 async def harvest(settings: Settings, trace: Trace) -> RunOutcome:
     rss_before = _vm_rss_kib()
-    cpu_before = _cpu_seconds()
+    cpu_before = cpu_seconds()
     sys_before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
     trace.t0 = time.perf_counter()
     async with open_engine(
@@ -551,7 +551,7 @@ async def harvest(settings: Settings, trace: Trace) -> RunOutcome:
         retries=summary.retries,
         rss_before_kib=rss_before,
         rss_peak_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        cpu_s=_cpu_seconds() - cpu_before,
+        cpu_s=cpu_seconds() - cpu_before,
         cpu_sys_s=resource.getrusage(resource.RUSAGE_SELF).ru_stime - sys_before,
     )
 
@@ -630,6 +630,30 @@ def _stats(values: list[float]) -> dict[str, float]:
     }
 
 
+def necessary_calls(fleet: dict[str, Any], collections: int, files: int) -> dict[str, int]:
+    """The calls no run of this fleet can avoid, by kind (the module's docstring lists them)."""
+    instances = int(fleet["instances"])
+    return {
+        "list_instances": math.ceil(max(instances, 1) / 1000),
+        "list_groups": instances - int(fleet["modes"].get("single", 0)),
+        "list_runlogs": 2 * instances,
+        "collect": collections,
+        "link": files,
+    }
+
+
+def critical_path(need: dict[str, int], lat: float, collect_delay: float, obs_lat: float) -> float:
+    """One instance's dependent chain: list inst, [shards], list, collect, delay, list, link, GET."""
+    chain_calls = 5 + (1 if need["list_groups"] else 0)
+    return chain_calls * lat + collect_delay + obs_lat
+
+
+def lower_bound(need: dict[str, int], lat: float, conc: int, collect_delay: float, obs_lat: float) -> float:
+    """The larger of the critical path and the necessary calls made ``conc`` at a time."""
+    necessary = sum(need.values())
+    return max(critical_path(need, lat, collect_delay, obs_lat), lat + max(necessary - 1, 0) * lat / conc)
+
+
 def report_data(
     args: argparse.Namespace, out: RunOutcome, counters: dict[str, Any], trace: Trace
 ) -> dict[str, Any]:
@@ -641,31 +665,17 @@ def report_data(
     calls = trace.calls
     by_kind = Counter(kind for kind, _, _ in calls)
 
-    instances = int(fleet["instances"])
-    sharded = instances - int(fleet["modes"].get("single", 0))
-    necessary = (
-        math.ceil(max(instances, 1) / 1000)
-        + sharded
-        + 2 * instances
-        + int(counters["collections"])
-        + out.files_archived
-    )
+    need = necessary_calls(fleet, int(counters["collections"]), out.files_archived)
+    necessary = sum(need.values())
     throughput_bound = api_calls * lat / conc
     necessary_bound = necessary * lat / conc
-    chain_calls = 5 + (1 if sharded else 0)  # list inst, [shards], list, collect, list, link
-    critical_path = chain_calls * lat + args.collect_delay + args.obs_latency_ms / 1000
-    lower_bound = max(critical_path, lat + max(necessary - 1, 0) * lat / conc)
+    obs_lat = args.obs_latency_ms / 1000
+    critical = critical_path(need, lat, args.collect_delay, obs_lat)
+    lower = lower_bound(need, lat, conc, args.collect_delay, obs_lat)
     # The same necessary calls, each taking what it takes alone on this machine (probed).
     service = dict(trace.service)
     if service:
         service.setdefault("collect", statistics.mean(service.values()))
-    need = {
-        "list_instances": math.ceil(max(instances, 1) / 1000),
-        "list_groups": sharded,
-        "list_runlogs": 2 * instances,
-        "collect": int(counters["collections"]),
-        "link": out.files_archived,
-    }
     service_bound = sum(n * service.get(kind, lat) for kind, n in need.items()) / conc if service else None
 
     busy = sum(end - start for _, start, end in calls)
@@ -699,10 +709,10 @@ def report_data(
         "bytes_served": counters["bytes_served"],
         "throughput_bound": throughput_bound,
         "necessary_bound": necessary_bound,
-        "critical_path": critical_path,
-        "lower_bound": lower_bound,
+        "critical_path": critical,
+        "lower_bound": lower,
         "ratio_throughput": out.makespan / throughput_bound if throughput_bound else math.inf,
-        "ratio_lower_bound": out.makespan / lower_bound if lower_bound else math.inf,
+        "ratio_lower_bound": out.makespan / lower if lower else math.inf,
         "service_s": service,
         "service_bound": service_bound,
         "ratio_service_bound": out.makespan / service_bound if service_bound else None,
